@@ -1,0 +1,41 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   -> installs into .venv (once) and runs the example job on generated data
+#   make test   -> installs into .venv (once) and runs the default test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.distmi-installed
+PYTEST_FLAGS ?=
+
+export RAY_USAGE_STATS_ENABLED := 0
+export RAY_AUTH_MODE := disabled
+
+.PHONY: install demo test test-slow test-gpu lint bench clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade -q "pip>=24"
+	# torch first, pinned: on these machines it resolves to the local CPU wheel (see README for GPU).
+	$(BIN)/pip install -q -c requirements/constraints.txt torch
+	$(BIN)/pip install -q -c requirements/constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m distmi.examples.quickstart
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not gpu" $(PYTEST_FLAGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m "slow" $(PYTEST_FLAGS)
+
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -m "gpu" $(PYTEST_FLAGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,53 @@
+"""distmi: batched, distributed mutual-information estimation inside neural networks.
+
+``import distmi`` is light: torch and ray load only when an estimator or executor needs them.
+
+Quick start::
+
+    import distmi
+    result = distmi.mutual_information(x, y)            # GMM-MI with a bootstrap CI, in nats
+    table = distmi.pairwise_mi(X, Y, method="gmm")      # every column pair, one batched program
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distmi.api import mutual_information, pairwise_mi
+from distmi.core import (
+    DistmiError,
+    MIResult,
+    derive_seed,
+)
+from distmi.estimators.registry import MethodSpec, available_methods, register_method
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "GMMMI": "distmi.estimators.gmm:GMMMI",
+}
+
+__all__ = [
+    "GMMMI",
+    "DistmiError",
+    "MIResult",
+    "MethodSpec",
+    "__version__",
+    "available_methods",
+    "derive_seed",
+    "mutual_information",
+    "pairwise_mi",
+    "register_method",
+]
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'distmi' has no attribute {name!r}")
+    import importlib
+
+    module_name, attr = target.split(":")
+    value = getattr(importlib.import_module(module_name), attr)
+    globals()[name] = value
+    return value

@@ -1,0 +1,3 @@
+from distmi.cli import main
+
+main()

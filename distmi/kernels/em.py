@@ -1,0 +1,285 @@
+"""Batched weighted EM for many small full-covariance Gaussian mixtures.
+
+One call fits G independent mixtures ("elements"): element g uses data row ``data_index[g]``
+of a shared (P, N, D) data tensor and weight row ``weight_index[g]`` of a shared (W, N) weight
+matrix. Bootstrap replicates are multinomial count rows, cross-validation folds are 0/1 masks
+and class-conditional fits are class masks, so all of them reuse one copy of the data.
+
+Weighted EM (Dempster et al. 1977) with weights w_n >= 0:
+
+    E-step:  r_nk = pi_k N(x_n | mu_k, S_k) / sum_j pi_j N(x_n | mu_j, S_j)
+    M-step:  N_k = sum_n w_n r_nk + 10 eps,  pi_k = N_k / sum_j N_j,
+             mu_k = sum_n w_n r_nk x_n / N_k,
+             S_k = sum_n w_n r_nk x_n x_n^T / N_k - mu_k mu_k^T + reg I.
+
+Each element stops on its own when the weighted mean log-likelihood changes by less than
+``tol``; finished elements are compacted out of the working set so stragglers cost little.
+Singular covariances escalate their own ridge (:func:`safe_cholesky`), never raise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from distmi.kernels.gaussian_features import (
+    component_coefficients,
+    component_log_prob,
+    quadratic_features,
+    safe_cholesky,
+    triu_indices,
+)
+
+EPS = torch.finfo(torch.float64).eps
+
+
+@dataclass
+class GMMParams:
+    """Parameters of G mixtures with K components in D dimensions.
+
+    Attributes:
+        log_weights: (G, K); means: (G, K, D); covariances: (G, K, D, D).
+    """
+
+    log_weights: torch.Tensor
+    means: torch.Tensor
+    covariances: torch.Tensor
+
+    @property
+    def n_components(self) -> int:
+        return self.log_weights.shape[1]
+
+    def index(self, idx: torch.Tensor) -> GMMParams:
+        return GMMParams(self.log_weights[idx], self.means[idx], self.covariances[idx])
+
+    def assign(self, idx: torch.Tensor, other: GMMParams) -> None:
+        self.log_weights[idx] = other.log_weights
+        self.means[idx] = other.means
+        self.covariances[idx] = other.covariances
+
+    def clone(self) -> GMMParams:
+        return GMMParams(
+            self.log_weights.clone(), self.means.clone(), self.covariances.clone()
+        )
+
+    @staticmethod
+    def cat(parts: list[GMMParams]) -> GMMParams:
+        return GMMParams(
+            torch.cat([p.log_weights for p in parts]),
+            torch.cat([p.means for p in parts]),
+            torch.cat([p.covariances for p in parts]),
+        )
+
+    def pad_to(self, k: int) -> GMMParams:
+        """Pad with zero-weight components (log weight -inf, mean 0, identity covariance)."""
+        g, k0, d = self.means.shape
+        if k0 == k:
+            return self
+        extra = k - k0
+        lw = torch.cat([self.log_weights, self.log_weights.new_full((g, extra), -torch.inf)], 1)
+        mu = torch.cat([self.means, self.means.new_zeros((g, extra, d))], 1)
+        eye = torch.eye(d, dtype=self.means.dtype, device=self.means.device)
+        cov = torch.cat([self.covariances, eye.expand(g, extra, d, d)], 1)
+        return GMMParams(lw, mu, cov)
+
+
+@dataclass
+class EMResult:
+    """Output of :func:`em_fit`.
+
+    Attributes:
+        params: fitted parameters, G elements.
+        log_likelihood: (G,) weighted mean log-likelihood at the end.
+        n_iter: (G,) EM iterations used.
+        converged: (G,) bool.
+    """
+
+    params: GMMParams
+    log_likelihood: torch.Tensor
+    n_iter: torch.Tensor
+    converged: torch.Tensor
+
+
+def m_step(
+    features: torch.Tensor, resp_w: torch.Tensor, dim: int, reg: float
+) -> GMMParams:
+    """Weighted M-step from responsibilities times sample weights.
+
+    Args:
+        features: (G, N, F) quadratic features.
+        resp_w: (G, N, K) responsibilities already multiplied by the sample weights.
+        dim: D.
+        reg: ridge added to every covariance diagonal; escalated x10 per component whose
+            covariance is still not positive definite.
+    Returns:
+        GMMParams with G elements (covariances include the ridge actually used).
+    """
+    nk = resp_w.sum(1) + 10 * EPS  # (G, K)
+    stats = torch.bmm(resp_w.transpose(1, 2), features) / nk[..., None]  # (G, K, F)
+    means = stats[..., :dim]
+    rows, cols = triu_indices(dim, features.device)
+    second = features.new_zeros((*means.shape, dim))  # (G, K, D, D)
+    second[..., rows, cols] = stats[..., dim:]
+    second[..., cols, rows] = stats[..., dim:]
+    cov = second - means[..., :, None] * means[..., None, :]
+    cov = 0.5 * (cov + cov.transpose(-1, -2))
+    _, reg_used = safe_cholesky(cov, reg)
+    cov = cov + reg_used[..., None, None] * torch.eye(dim, dtype=cov.dtype, device=cov.device)
+    log_weights = torch.log(nk) - torch.log(nk.sum(-1, keepdim=True))
+    return GMMParams(log_weights, means, cov)
+
+
+def log_prob_components(features: torch.Tensor, params: GMMParams) -> torch.Tensor:
+    """log pi_k N(x_n | mu_k, S_k), shape (G, N, K)."""
+    chol, _ = safe_cholesky(params.covariances, 0.0)
+    coef, bias = component_coefficients(params.log_weights, params.means, chol)
+    return component_log_prob(features, coef, bias)
+
+
+def weighted_mean_log_likelihood(
+    features: torch.Tensor, weights: torch.Tensor, params: GMMParams
+) -> torch.Tensor:
+    """sum_n w_n log p(x_n) / sum_n w_n, shape (G,). Weights (G, N)."""
+    log_p = torch.logsumexp(log_prob_components(features, params), dim=-1)  # (G, N)
+    return (weights * log_p).sum(-1) / weights.sum(-1)
+
+
+def _em_loop(
+    features: torch.Tensor,
+    weights: torch.Tensor,
+    params: GMMParams,
+    *,
+    dim: int,
+    reg: float,
+    tol: float,
+    max_iter: int,
+    compact_below: float = 0.75,
+) -> EMResult:
+    """Run EM on one in-memory chunk. features (G, N, F), weights (G, N)."""
+    g_total = features.shape[0]
+    device = features.device
+    out = params.clone()
+    out_ll = torch.full((g_total,), -torch.inf, dtype=features.dtype, device=device)
+    n_iter = torch.zeros(g_total, dtype=torch.long, device=device)
+    converged = torch.zeros(g_total, dtype=torch.bool, device=device)
+
+    active = torch.arange(g_total, device=device)  # chunk index of each working row
+    feat_w, w_w, par_w = features, weights, params.clone()
+    w_sum = w_w.sum(-1)  # (Ga,)
+    running = torch.ones(g_total, dtype=torch.bool, device=device)  # (Ga,)
+    prev_ll = torch.full((g_total,), -torch.inf, dtype=features.dtype, device=device)
+    for it in range(1, max_iter + 1):
+        log_prob = log_prob_components(feat_w, par_w)  # (Ga, N, K)
+        log_norm = torch.logsumexp(log_prob, dim=-1, keepdim=True)  # (Ga, N, 1)
+        ll = (w_w * log_norm[..., 0]).sum(-1) / w_sum  # (Ga,)
+        done = running & ((ll - prev_ll).abs() < tol)
+        run_idx = active[running]
+        n_iter[run_idx] = it
+        out_ll[run_idx] = ll[running]
+        if bool(done.any()):
+            # finished elements keep the parameters whose likelihood met the tolerance
+            fin = done.nonzero()[:, 0]
+            out.assign(active[fin], par_w.index(fin))
+            converged[active[fin]] = True
+        running = running & ~done
+        n_running = int(running.sum())
+        if n_running == 0 or it == max_iter:
+            break
+        resp_w = torch.exp(log_prob - log_norm) * w_w[..., None]
+        new_par = m_step(feat_w, resp_w, dim, reg)
+        par_w = GMMParams(
+            torch.where(running[:, None], new_par.log_weights, par_w.log_weights),
+            torch.where(running[:, None, None], new_par.means, par_w.means),
+            torch.where(running[:, None, None, None], new_par.covariances, par_w.covariances),
+        )
+        prev_ll = ll
+        if n_running < compact_below * len(active):
+            sel = running.nonzero()[:, 0]
+            active, feat_w, w_w, w_sum = active[sel], feat_w[sel], w_w[sel], w_sum[sel]
+            par_w, prev_ll, running = par_w.index(sel), prev_ll[sel], running[sel]
+    if bool(running.any()):
+        # elements that hit max_iter keep the parameters of their last evaluated likelihood
+        sel = running.nonzero()[:, 0]
+        out.assign(active[sel], par_w.index(sel))
+    return EMResult(out, out_ll, n_iter, converged)
+
+
+def chunk_size(n_points: int, n_components: int, dim: int, budget_bytes: float) -> int:
+    """Elements per chunk so that the working tensors stay within ``budget_bytes``."""
+    n_feat = dim + dim * (dim + 1) // 2
+    per_element = 8 * n_points * (3 * n_components + 2 * n_feat + 4)
+    return max(1, int(budget_bytes // per_element))
+
+
+def em_fit(
+    data: torch.Tensor,
+    data_index: torch.Tensor,
+    weights: torch.Tensor,
+    weight_index: torch.Tensor,
+    init: GMMParams,
+    *,
+    reg: float = 1e-6,
+    tol: float = 1e-5,
+    max_iter: int = 10_000,
+    memory_budget: float = 256e6,
+) -> EMResult:
+    """Fit G mixtures by weighted EM, chunked to a memory budget.
+
+    Args:
+        data: (P, N, D) float data shared by all elements.
+        data_index: (G,) long, data row of each element.
+        weights: (W, N) non-negative sample weights.
+        weight_index: (G,) long, weight row of each element.
+        init: starting parameters, G elements with K components.
+        reg: ridge added to covariance diagonals (escalates automatically on collapse).
+        tol: per-element tolerance on the change of the weighted mean log-likelihood.
+        max_iter: iteration cap per element.
+        memory_budget: bytes of working memory per chunk.
+    """
+    g_total = data_index.shape[0]
+    dim = data.shape[-1]
+    step = chunk_size(data.shape[1], init.n_components, dim, memory_budget)
+    parts: list[EMResult] = []
+    for start in range(0, g_total, step):
+        sl = slice(start, min(start + step, g_total))
+        feats = quadratic_features(data[data_index[sl]])
+        parts.append(
+            _em_loop(
+                feats,
+                weights[weight_index[sl]],
+                init.index(torch.arange(sl.start, sl.stop, device=data.device)),
+                dim=dim,
+                reg=reg,
+                tol=tol,
+                max_iter=max_iter,
+            )
+        )
+    return EMResult(
+        GMMParams.cat([p.params for p in parts]),
+        torch.cat([p.log_likelihood for p in parts]),
+        torch.cat([p.n_iter for p in parts]),
+        torch.cat([p.converged for p in parts]),
+    )
+
+
+def score(
+    data: torch.Tensor,
+    data_index: torch.Tensor,
+    weights: torch.Tensor,
+    weight_index: torch.Tensor,
+    params: GMMParams,
+    memory_budget: float = 256e6,
+) -> torch.Tensor:
+    """Weighted mean log-likelihood of each element under its mixture, shape (G,).
+
+    Used for held-out cross-validation scores (weights = held-out fold masks).
+    """
+    g_total = data_index.shape[0]
+    step = chunk_size(data.shape[1], params.n_components, data.shape[-1], memory_budget)
+    out = []
+    for start in range(0, g_total, step):
+        idx = torch.arange(start, min(start + step, g_total), device=data.device)
+        feats = quadratic_features(data[data_index[idx]])
+        out.append(weighted_mean_log_likelihood(feats, weights[weight_index[idx]], params.index(idx)))
+    return torch.cat(out)
