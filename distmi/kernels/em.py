@@ -26,8 +26,8 @@ import torch
 from distmi.kernels.gaussian_features import (
     component_coefficients,
     component_log_prob,
+    logsumexp_components,
     quadratic_features,
-    safe_cholesky,
     triu_indices,
 )
 
@@ -102,47 +102,72 @@ class EMResult:
 
 
 def m_step(
-    features: torch.Tensor, resp_w: torch.Tensor, dim: int, reg: float
-) -> GMMParams:
+    features: torch.Tensor,
+    resp_w: torch.Tensor,
+    dim: int,
+    reg: float,
+    component_mask: torch.Tensor | None = None,
+) -> tuple[GMMParams, torch.Tensor, torch.Tensor]:
     """Weighted M-step from responsibilities times sample weights.
 
     Args:
         features: (G, N, F) quadratic features.
-        resp_w: (G, N, K) responsibilities already multiplied by the sample weights.
+        resp_w: (G, K, N) responsibilities already multiplied by the sample weights.
         dim: D.
         reg: ridge added to every covariance diagonal; escalated x10 per component whose
             covariance is still not positive definite.
+        component_mask: (G, K) bool, False for padding components (kept at weight 0,
+            mean 0, identity covariance) so mixtures of different K share one batch.
     Returns:
-        GMMParams with G elements (covariances include the ridge actually used).
+        params: GMMParams with G elements (covariances include the ridge actually used);
+        coef (G, K, F), bias (G, K): the E-step coefficients of these parameters.
     """
-    nk = resp_w.sum(1) + 10 * EPS  # (G, K)
-    stats = torch.bmm(resp_w.transpose(1, 2), features) / nk[..., None]  # (G, K, F)
+    nk = resp_w.sum(-1) + 10 * EPS  # (G, K)
+    stats = torch.bmm(resp_w, features) / nk[..., None]  # (G, K, F)
     means = stats[..., :dim]
     rows, cols = triu_indices(dim, features.device)
-    second = features.new_zeros((*means.shape, dim))  # (G, K, D, D)
+    second = features.new_empty((*means.shape, dim))  # (G, K, D, D)
     second[..., rows, cols] = stats[..., dim:]
     second[..., cols, rows] = stats[..., dim:]
     cov = second - means[..., :, None] * means[..., None, :]
-    cov = 0.5 * (cov + cov.transpose(-1, -2))
-    _, reg_used = safe_cholesky(cov, reg)
-    cov = cov + reg_used[..., None, None] * torch.eye(dim, dtype=cov.dtype, device=cov.device)
+    if component_mask is not None:
+        nk = torch.where(component_mask, nk, torch.zeros_like(nk))
+        means = torch.where(component_mask[..., None], means, torch.zeros_like(means))
+        eye = torch.eye(dim, dtype=cov.dtype, device=cov.device)
+        cov = torch.where(component_mask[..., None, None], cov, eye)
     log_weights = torch.log(nk) - torch.log(nk.sum(-1, keepdim=True))
-    return GMMParams(log_weights, means, cov)
+    coef, bias, cov = component_coefficients(log_weights, means, cov, reg)
+    return GMMParams(log_weights, means, cov), coef, bias
 
 
-def log_prob_components(features: torch.Tensor, params: GMMParams) -> torch.Tensor:
-    """log pi_k N(x_n | mu_k, S_k), shape (G, N, K)."""
-    chol, _ = safe_cholesky(params.covariances, 0.0)
-    coef, bias = component_coefficients(params.log_weights, params.means, chol)
-    return component_log_prob(features, coef, bias)
+def log_prob_components(features_t: torch.Tensor, params: GMMParams) -> torch.Tensor:
+    """log pi_k N(x_n | mu_k, S_k), shape (G, K, N); features_t is (G, F, N)."""
+    coef, bias, _ = component_coefficients(params.log_weights, params.means, params.covariances)
+    return component_log_prob(features_t, coef, bias)
 
 
 def weighted_mean_log_likelihood(
-    features: torch.Tensor, weights: torch.Tensor, params: GMMParams
+    features_t: torch.Tensor, weights: torch.Tensor, params: GMMParams
 ) -> torch.Tensor:
-    """sum_n w_n log p(x_n) / sum_n w_n, shape (G,). Weights (G, N)."""
-    log_p = torch.logsumexp(log_prob_components(features, params), dim=-1)  # (G, N)
+    """sum_n w_n log p(x_n) / sum_n w_n, shape (G,). features_t (G, F, N), weights (G, N)."""
+    log_p = logsumexp_components(log_prob_components(features_t, params))  # (G, N)
     return (weights * log_p).sum(-1) / weights.sum(-1)
+
+
+def _e_step(
+    features_t: torch.Tensor,
+    weights: torch.Tensor,
+    w_sum: torch.Tensor,
+    coef: torch.Tensor,
+    bias: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted mean log-likelihood (G,) and weighted responsibilities (G, K, N)."""
+    log_prob = component_log_prob(features_t, coef, bias)  # (G, K, N)
+    peak = log_prob.amax(1)  # (G, N)
+    resp = torch.exp_(log_prob.sub_(peak[:, None, :]))  # unnormalised, in place
+    total = resp.sum(1)  # (G, N)
+    ll = (weights * (peak + torch.log(total))).sum(-1) / w_sum
+    return ll, resp.mul_((weights / total)[:, None, :])
 
 
 def _em_loop(
@@ -154,9 +179,10 @@ def _em_loop(
     reg: float,
     tol: float,
     max_iter: int,
+    component_mask: torch.Tensor | None = None,
     compact_below: float = 0.75,
 ) -> EMResult:
-    """Run EM on one in-memory chunk. features (G, N, F), weights (G, N)."""
+    """Run EM on one in-memory chunk. features (G, N, F), weights (G, N), mask (G, K)."""
     g_total = features.shape[0]
     device = features.device
     out = params.clone()
@@ -166,13 +192,14 @@ def _em_loop(
 
     active = torch.arange(g_total, device=device)  # chunk index of each working row
     feat_w, w_w, par_w = features, weights, params.clone()
+    feat_t = features.transpose(1, 2).contiguous()  # (Ga, F, N)
+    mask_w = component_mask
     w_sum = w_w.sum(-1)  # (Ga,)
     running = torch.ones(g_total, dtype=torch.bool, device=device)  # (Ga,)
     prev_ll = torch.full((g_total,), -torch.inf, dtype=features.dtype, device=device)
+    coef, bias, _ = component_coefficients(par_w.log_weights, par_w.means, par_w.covariances)
     for it in range(1, max_iter + 1):
-        log_prob = log_prob_components(feat_w, par_w)  # (Ga, N, K)
-        log_norm = torch.logsumexp(log_prob, dim=-1, keepdim=True)  # (Ga, N, 1)
-        ll = (w_w * log_norm[..., 0]).sum(-1) / w_sum  # (Ga,)
+        ll, resp_w = _e_step(feat_t, w_w, w_sum, coef, bias)
         done = running & ((ll - prev_ll).abs() < tol)
         run_idx = active[running]
         n_iter[run_idx] = it
@@ -186,18 +213,25 @@ def _em_loop(
         n_running = int(running.sum())
         if n_running == 0 or it == max_iter:
             break
-        resp_w = torch.exp(log_prob - log_norm) * w_w[..., None]
-        new_par = m_step(feat_w, resp_w, dim, reg)
-        par_w = GMMParams(
-            torch.where(running[:, None], new_par.log_weights, par_w.log_weights),
-            torch.where(running[:, None, None], new_par.means, par_w.means),
-            torch.where(running[:, None, None, None], new_par.covariances, par_w.covariances),
-        )
+        new_par, new_coef, new_bias = m_step(feat_w, resp_w, dim, reg, mask_w)
+        if n_running == len(running):
+            par_w, coef, bias = new_par, new_coef, new_bias
+        else:
+            par_w = GMMParams(
+                torch.where(running[:, None], new_par.log_weights, par_w.log_weights),
+                torch.where(running[:, None, None], new_par.means, par_w.means),
+                torch.where(running[:, None, None, None], new_par.covariances, par_w.covariances),
+            )
+            coef = torch.where(running[:, None, None], new_coef, coef)
+            bias = torch.where(running[:, None], new_bias, bias)
         prev_ll = ll
         if n_running < compact_below * len(active):
             sel = running.nonzero()[:, 0]
-            active, feat_w, w_w, w_sum = active[sel], feat_w[sel], w_w[sel], w_sum[sel]
-            par_w, prev_ll, running = par_w.index(sel), prev_ll[sel], running[sel]
+            active, feat_w, feat_t = active[sel], feat_w[sel], feat_t[sel]
+            w_w, w_sum, par_w = w_w[sel], w_sum[sel], par_w.index(sel)
+            coef, bias = coef[sel], bias[sel]
+            mask_w = None if mask_w is None else mask_w[sel]
+            prev_ll, running = prev_ll[sel], running[sel]
     if bool(running.any()):
         # elements that hit max_iter keep the parameters of their last evaluated likelihood
         sel = running.nonzero()[:, 0]
@@ -223,6 +257,7 @@ def em_fit(
     tol: float = 1e-5,
     max_iter: int = 10_000,
     memory_budget: float = 256e6,
+    component_mask: torch.Tensor | None = None,
 ) -> EMResult:
     """Fit G mixtures by weighted EM, chunked to a memory budget.
 
@@ -236,6 +271,7 @@ def em_fit(
         tol: per-element tolerance on the change of the weighted mean log-likelihood.
         max_iter: iteration cap per element.
         memory_budget: bytes of working memory per chunk.
+        component_mask: (G, K) bool, False marks padding components (see :func:`m_step`).
     """
     g_total = data_index.shape[0]
     dim = data.shape[-1]
@@ -253,6 +289,7 @@ def em_fit(
                 reg=reg,
                 tol=tol,
                 max_iter=max_iter,
+                component_mask=None if component_mask is None else component_mask[sl],
             )
         )
     return EMResult(
@@ -280,6 +317,8 @@ def score(
     out = []
     for start in range(0, g_total, step):
         idx = torch.arange(start, min(start + step, g_total), device=data.device)
-        feats = quadratic_features(data[data_index[idx]])
-        out.append(weighted_mean_log_likelihood(feats, weights[weight_index[idx]], params.index(idx)))
+        feats_t = quadratic_features(data[data_index[idx]]).transpose(1, 2)
+        out.append(
+            weighted_mean_log_likelihood(feats_t, weights[weight_index[idx]], params.index(idx))
+        )
     return torch.cat(out)

@@ -7,8 +7,9 @@ starts when fitted alone, which makes batched and one-at-a-time results identica
 - ``"random"``: responsibilities r_nk = u_nk / sum_j u_nj with u ~ U(0, 1), then an M-step.
 - ``"kmeans++"``: D^2 seeding (Arthur & Vassilvitskii 2007) with sample weights: the first
   centre is drawn with probability w_n / sum w, each next one with probability proportional to
-  w_n min_c ||x_n - c||^2 (inverse-CDF with the shared uniforms); points are then assigned to
-  their nearest centre and an M-step gives the starting mixture.
+  w_n min_c ||x_n - c||^2 (inverse-CDF with the shared uniforms); ten weighted Lloyd
+  (k-means) steps refine the centres, points are assigned to their nearest centre and an
+  M-step gives the starting mixture (close to scikit-learn's ``init_params="kmeans"``).
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ def _draw_index(prob: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def kmeanspp_responsibilities(
-    x: torch.Tensor, w: torch.Tensor, k: int, u: torch.Tensor
+    x: torch.Tensor, w: torch.Tensor, k: int, u: torch.Tensor, lloyd_steps: int = 10
 ) -> torch.Tensor:
-    """Hard responsibilities from weighted k-means++ seeding.
+    """Hard responsibilities from weighted k-means++ seeding and a few Lloyd iterations.
 
     Args:
         x: (G, N, D); w: (G, N) weights; u: (G, K) uniforms.
     Returns:
-        (G, N, K) one-hot responsibilities.
+        (G, K, N) one-hot responsibilities.
     """
     g, _n, _ = x.shape
     rows = torch.arange(g, device=x.device)
@@ -50,9 +51,13 @@ def kmeanspp_responsibilities(
         centres.append(x[rows, nxt])
         d2 = torch.minimum(d2, ((x - centres[-1][:, None, :]) ** 2).sum(-1))
     c = torch.stack(centres, dim=1)  # (G, K, D)
-    dist = ((x[:, :, None, :] - c[:, None, :, :]) ** 2).sum(-1)  # (G, N, K)
-    nearest = dist.argmin(-1)
-    return torch.nn.functional.one_hot(nearest, k).to(x.dtype)
+    for _ in range(lloyd_steps + 1):
+        dist = ((x[:, None, :, :] - c[:, :, None, :]) ** 2).sum(-1)  # (G, K, N)
+        resp = torch.nn.functional.one_hot(dist.argmin(1), k).to(x.dtype).transpose(1, 2)
+        mass = (resp * w[:, None, :]).sum(-1)  # (G, K)
+        new_c = torch.bmm(resp * w[:, None, :], x) / mass.clamp(min=1e-300)[..., None]
+        c = torch.where(mass[..., None] > 0, new_c, c)  # empty clusters keep their centre
+    return resp
 
 
 def initial_params(
@@ -88,10 +93,10 @@ def initial_params(
         w = weights[weight_index[sl]]
         if method == "random":
             u = uniforms[init_index[sl]]
-            resp = u / u.sum(-1, keepdim=True)
+            resp = (u / u.sum(-1, keepdim=True)).transpose(1, 2)
         elif method == "kmeans++":
             resp = kmeanspp_responsibilities(x, w, n_components, uniforms[init_index[sl]])
         else:  # validated upstream
             raise ValueError(f"unknown init {method!r}")
-        parts.append(m_step(quadratic_features(x), resp * w[..., None], dim, reg))
+        parts.append(m_step(quadratic_features(x), resp * w[:, None, :], dim, reg)[0])
     return GMMParams.cat(parts)

@@ -156,14 +156,25 @@ def _n_free_params(k: int, d: int) -> int:
     return (k - 1) + k * d + k * d * (d + 1) // 2
 
 
-def select_components(problems: Problems, cfg: GMMFitConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[list[float]]]:
+# Candidate K values fitted per batched EM call. The machinery fits several (padded mixtures
+# with a component mask), but measured here it is slower: a call runs until its slowest
+# candidate converges and larger K converge far more slowly. It must also stay a constant:
+# padding changes matrix shapes and hence the last bits of BLAS results, and the numbers of a
+# problem must not depend on which other problems share its batch.
+K_PER_CALL = 1
+
+
+def select_components(
+    problems: Problems, cfg: GMMFitConfig, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, list[list[float]]]:
     """Choose K per problem. Returns (K (Q,), converged (Q,), scores per problem)."""
     q = problems.n_problems
     device = problems.data.device
     d = problems.dim
     converged = torch.ones(q, dtype=torch.bool, device=device)
     if cfg.n_components is not None:
-        return torch.full((q,), cfg.n_components, dtype=torch.long, device=device), converged, [[] for _ in range(q)]
+        k_fixed = torch.full((q,), cfg.n_components, dtype=torch.long, device=device)
+        return k_fixed, converged, [[] for _ in range(q)]
 
     base_count = problems.base_weights.sum(-1)[problems.problem_base]  # (Q,)
     scores: list[list[float]] = [[] for _ in range(q)]
@@ -175,82 +186,146 @@ def select_components(problems: Problems, cfg: GMMFitConfig, seed: int) -> tuple
     if cfg.select == "cv":
         test = fold_masks(seed, problems.n_points, cfg.n_folds, device)  # (F, N)
         r = problems.base_weights.shape[0]
-        train_w = (problems.base_weights[:, None, :] * (1.0 - test)[None]).reshape(r * cfg.n_folds, -1)
+        keep = (1.0 - test)[None]
+        train_w = (problems.base_weights[:, None, :] * keep).reshape(r * cfg.n_folds, -1)
         test_w = (problems.base_weights[:, None, :] * test[None]).reshape(r * cfg.n_folds, -1)
         min_train = train_w.sum(-1).view(r, cfg.n_folds).min(1).values[problems.problem_base]
     else:
         min_train = base_count
 
-    for k in range(1, cfg.max_components + 1):
-        # a component needs at least 2 (D + 1) points to be estimated at all
-        searching &= min_train >= 2 * k * (d + 1)
-        if k == 1:
-            searching[:] = True
+    k = 1
+    while k <= cfg.max_components:
         active = searching.nonzero()[:, 0]
         if active.numel() == 0:
             break
+        ks = list(range(k, min(k + K_PER_CALL, cfg.max_components + 1)))
         if cfg.select == "cv":
-            f = cfg.n_folds
-            rows = (problems.problem_base[active][:, None] * f + torch.arange(f, device=device)).reshape(-1)
-            sub = active.repeat_interleave(f)
-            fold_scores, conv = _cv_fold_scores(problems, sub, k, train_w, test_w, rows, cfg, seed)
-            score_k = fold_scores.view(-1, f).mean(1)
-            conv = conv.view(-1, f).all(1)
+            per_k = _cv_scores(problems, active, ks, train_w, test_w, cfg, seed)
         else:
-            _, ll, conv = _fit_best_of_inits(
-                problems, active, k, problems.base_weights, problems.problem_base[active], cfg, seed
-            )
-            n_eff = base_count[active]
-            penalty = _n_free_params(k, d) * (torch.log(n_eff) if cfg.select == "bic" else 2.0)
-            score_k = -(-2.0 * ll * n_eff + penalty) / n_eff  # -IC per sample, larger is better
-        converged[active] &= conv
-        for i, s in zip(active.tolist(), score_k.tolist(), strict=True):
-            scores[i].append(s)
-        improved = score_k - best_score[active] > cfg.threshold
-        if k == 1:
-            improved[:] = True
-        best_k[active] = torch.where(improved, torch.full_like(active, k), best_k[active])
-        best_score[active] = torch.where(improved, score_k, best_score[active])
-        bad_steps[active] = torch.where(improved, torch.zeros_like(active), bad_steps[active] + 1)
-        searching[active] = bad_steps[active] < cfg.patience
+            per_k = _ic_scores(problems, active, ks, base_count, cfg, seed)
+        for kk, (score_k, conv) in zip(ks, per_k, strict=True):
+            # a component needs at least 2 (D + 1) points to be estimated at all
+            ok = searching[active] & (min_train[active] >= 2 * kk * (d + 1))
+            if kk == 1:
+                ok[:] = True
+            searching[active] &= ok
+            idx = active[ok]
+            if idx.numel() == 0:
+                break
+            score_k, conv = score_k[ok], conv[ok]
+            converged[idx] &= conv
+            for i, sc in zip(idx.tolist(), score_k.tolist(), strict=True):
+                scores[i].append(sc)
+            improved = (score_k - best_score[idx] > cfg.threshold) | (kk == 1)
+            best_k[idx] = torch.where(improved, torch.full_like(idx, kk), best_k[idx])
+            best_score[idx] = torch.where(improved, score_k, best_score[idx])
+            bad_steps[idx] = torch.where(improved, torch.zeros_like(idx), bad_steps[idx] + 1)
+            searching[idx] = bad_steps[idx] < cfg.patience
+        k = ks[-1] + 1
     return best_k, converged, scores
 
 
-def _cv_fold_scores(
+def _batched_inits(
     problems: Problems,
-    sub: torch.Tensor,
-    k: int,
-    train_w: torch.Tensor,
-    test_w: torch.Tensor,
-    rows: torch.Tensor,
+    elem_problem: torch.Tensor,
+    elem_weight_row: torch.Tensor,
+    ks: list[int],
+    weights: torch.Tensor,
     cfg: GMMFitConfig,
     seed: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """CV fits for (problem, fold) elements ``sub``/``rows``: the fold-averaged held-out score
-    of the best init, returned per element as (A*F,) scores of that init, and convergence."""
-    n_inits = 1 if k == 1 else cfg.n_inits
+) -> tuple[torch.Tensor, torch.Tensor, GMMParams, torch.Tensor, list[int]]:
+    """Elements (element x candidate K x init) with initial mixtures padded to max(ks).
+
+    Returns data_index, weight_index, padded init params, component mask and, per K, its
+    number of inits.
+    """
     device = problems.data.device
-    e = sub.shape[0]
+    k_max = max(ks)
+    data_idx, weight_idx, inits, masks, n_inits_per_k = [], [], [], [], []
+    e = elem_problem.shape[0]
+    for k in ks:
+        n_inits = 1 if k == 1 else cfg.n_inits
+        di = problems.problem_data[elem_problem].repeat_interleave(n_inits)
+        wi = elem_weight_row.repeat_interleave(n_inits)
+        init_index = torch.arange(n_inits, device=device).repeat(e)
+        uni = _uniforms(seed, k, n_inits, problems.n_points, cfg.init, device)
+        params = initial_params(
+            problems.data, di, weights, wi, init_index, k, cfg.init, uni,
+            reg=cfg.reg_covar, memory_budget=cfg.memory_budget,
+        )
+        data_idx.append(di)
+        weight_idx.append(wi)
+        inits.append(params.pad_to(k_max))
+        masks.append((torch.arange(k_max, device=device) < k).expand(di.shape[0], k_max))
+        n_inits_per_k.append(n_inits)
+    return (
+        torch.cat(data_idx), torch.cat(weight_idx), GMMParams.cat(inits), torch.cat(masks),
+        n_inits_per_k,
+    )
+
+
+def _cv_scores(
+    problems: Problems,
+    active: torch.Tensor,
+    ks: list[int],
+    train_w: torch.Tensor,
+    test_w: torch.Tensor,
+    cfg: GMMFitConfig,
+    seed: int,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Cross-validated scores of candidate K values for the active problems.
+
+    For each K: fold-averaged held-out mean log-likelihood of the best init (A,), and whether
+    all of that init's fold fits converged (A,).
+    """
+    device = problems.data.device
     f = cfg.n_folds
-    data_index = problems.problem_data[sub].repeat_interleave(n_inits)
-    weight_index = rows.repeat_interleave(n_inits)
-    init_index = torch.arange(n_inits, device=device).repeat(e)
-    uni = _uniforms(seed, k, n_inits, problems.n_points, cfg.init, device)
-    init = initial_params(
-        problems.data, data_index, train_w, weight_index, init_index, k, cfg.init, uni,
-        reg=cfg.reg_covar, memory_budget=cfg.memory_budget,
+    a = active.shape[0]
+    elem_problem = active.repeat_interleave(f)  # (A*F,) problem-major, fold-minor
+    elem_row = (problems.problem_base[active][:, None] * f + torch.arange(f, device=device)).reshape(-1)
+    data_index, weight_index, init, mask, n_inits_per_k = _batched_inits(
+        problems, elem_problem, elem_row, ks, train_w, cfg, seed
     )
     res = em_fit(
         problems.data, data_index, train_w, weight_index, init,
-        reg=cfg.reg_covar, tol=cfg.tol, max_iter=cfg.max_iter, memory_budget=cfg.memory_budget,
+        reg=cfg.reg_covar, tol=cfg.tol, max_iter=cfg.max_iter,
+        memory_budget=cfg.memory_budget, component_mask=mask,
     )
     held = score(problems.data, data_index, test_w, weight_index, res.params, cfg.memory_budget)
-    held = held.view(e // f, f, n_inits)  # (A, F, I)
-    best_init = held.mean(1).argmax(-1)  # (A,)
-    a_idx = torch.arange(e // f, device=device)
-    chosen = held[a_idx, :, best_init]  # (A, F)
-    conv = res.converged.view(e // f, f, n_inits)[a_idx, :, best_init]
-    return chosen.reshape(-1), conv.reshape(-1)
+    out = []
+    start = 0
+    a_idx = torch.arange(a, device=device)
+    for n_inits in n_inits_per_k:
+        stop = start + a * f * n_inits
+        h = held[start:stop].view(a, f, n_inits)
+        best_init = h.mean(1).argmax(-1)  # (A,)
+        chosen = h[a_idx, :, best_init].mean(1)  # (A,)
+        conv = res.converged[start:stop].view(a, f, n_inits)[a_idx, :, best_init].all(1)
+        out.append((chosen, conv))
+        start = stop
+    return out
+
+
+def _ic_scores(
+    problems: Problems,
+    active: torch.Tensor,
+    ks: list[int],
+    base_count: torch.Tensor,
+    cfg: GMMFitConfig,
+    seed: int,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """-AIC/N or -BIC/N (larger is better) of full-data fits for candidate K values."""
+    d = problems.dim
+    out = []
+    for k in ks:
+        _, ll, conv = _fit_best_of_inits(
+            problems, active, k, problems.base_weights, problems.problem_base[active], cfg, seed
+        )
+        n_eff = base_count[active]
+        per_param = torch.log(n_eff) if cfg.select == "bic" else torch.full_like(n_eff, 2.0)
+        ic = -2.0 * ll * n_eff + _n_free_params(k, d) * per_param
+        out.append((-ic / n_eff, conv))
+    return out
 
 
 def fit_problems(

@@ -1,0 +1,339 @@
+"""Neural MI bounds (MINE, NWJ, InfoNCE, SMILE) with grouped training of many pairs.
+
+Registered as methods ``"mine"``, ``"nwj"``, ``"infonce"`` and ``"smile"`` of
+:func:`distmi.mutual_information` and :func:`distmi.pairwise_mi`; also usable as the
+sklearn-style :class:`NeuralMI`. The maths of the bounds is in :mod:`distmi.kernels.bounds`,
+the grouped networks in :mod:`distmi.kernels.critics`, the training loop in
+:mod:`distmi.kernels.grouped_training`. User documentation: ``docs/neural.md``.
+
+Recipe for one call (every pair of a ``pairwise_mi`` call follows it with the same seed):
+1. standardise every continuous column (z-score; MI is invariant to it), one-hot encode labels;
+2. split the rows once: a held-out fraction (default half) for the estimate, the rest to train;
+3. train the critics (shared initial critic, shared batch rows, per-pair Adam and stopping);
+4. report the bound on the held-out rows, with a bootstrap over held-out rows for std and CI.
+The seeds come from ``derive_seed(random_state, "neural", <purpose>)``, never from a pair's
+position, so ``pairwise_mi`` row (i, j) equals ``mutual_information(X[:, i], Y[:, j])``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from distmi.core.errors import InvalidParameterError, TooFewSamplesError
+from distmi.core.results import MIResult
+from distmi.core.seeds import check_seed, derive_rng, derive_seed
+from distmi.core.validation import (
+    as_float_matrix,
+    as_labels,
+    check_choice,
+    check_float,
+    check_int,
+    check_same_length,
+)
+from distmi.estimators.registry import MethodSpec
+
+BOUNDS = ("mine", "nwj", "infonce", "smile")
+_GROUP_BUDGET = 1 << 25  # elements of the largest training activation of one group
+
+
+@dataclass(frozen=True)
+class NeuralSettings:
+    """Validated parameters of a neural bound (see ``docs/neural.md`` for each one)."""
+
+    bound: str
+    critic: str
+    hidden: tuple[int, ...] = (64, 64)
+    embed_dim: int = 32
+    activation: str = "relu"
+    batch_size: int = 256
+    max_steps: int = 2000
+    learning_rate: float = 1e-3
+    holdout_fraction: float = 0.5
+    eval_every: int = 50
+    patience: int = 10
+    smoothing: float = 0.3
+    min_delta: float = 1e-3
+    standardize: bool = True
+    device: str = "cpu"
+    dtype: str = "float32"
+    group_size: int | None = None
+    n_negatives: int = 16
+    ema_alpha: float = 0.01
+    clip: float = 5.0
+
+
+# parameters that only some bounds accept
+_BOUND_ONLY = {"ema_alpha": ("mine",), "clip": ("smile",), "n_negatives": ("mine", "nwj", "smile")}
+_ALLOWED = tuple(f for f in NeuralSettings.__dataclass_fields__ if f != "bound")
+
+
+def resolve_params(bound: str, params: dict[str, Any]) -> NeuralSettings:
+    """Validate user parameters of ``bound``; unknown names raise InvalidParameterError."""
+    bound = check_choice(bound, "bound", BOUNDS)
+    allowed = [k for k in _ALLOWED if bound in _BOUND_ONLY.get(k, BOUNDS)]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise InvalidParameterError(
+            f"unknown parameter(s) {unknown} for method {bound!r}; allowed parameters are "
+            f"{sorted(allowed)} (ema_alpha is MINE-only, clip SMILE-only, n_negatives not for "
+            "InfoNCE, which contrasts each row with its whole batch)."
+        )
+    p = dict(params)
+    default_critic = "separable" if bound == "infonce" else "concat"
+    critic = check_choice(p.pop("critic", None) or default_critic, "critic", ("concat", "separable"))
+    hidden = p.pop("hidden", (64, 64))
+    hidden = (hidden,) if isinstance(hidden, int | np.integer) else hidden
+    if not isinstance(hidden, list | tuple) or not hidden:
+        raise InvalidParameterError(
+            f"hidden must be a positive int or a non-empty tuple of them, got {hidden!r}; "
+            "e.g. hidden=(64, 64)."
+        )
+    hidden = tuple(check_int(h, "hidden width", minimum=1) for h in hidden)
+    s = replace(NeuralSettings(bound=bound, critic=critic), hidden=hidden)
+    ints = {"embed_dim": 1, "batch_size": 2, "max_steps": 1, "eval_every": 1, "patience": 1,
+            "n_negatives": 1}
+    for name, low in ints.items():
+        if name in p:
+            s = replace(s, **{name: check_int(p.pop(name), name, minimum=low)})
+    # name: (low, high, open ends); an open end excludes the bound itself
+    floats = {"learning_rate": (0.0, None, "low"), "holdout_fraction": (0.0, 1.0, "both"),
+              "smoothing": (0.0, 1.0, "low"), "min_delta": (0.0, None, ""),
+              "ema_alpha": (0.0, 1.0, "both"), "clip": (0.0, None, "low")}
+    for name, (low, high, open_ends) in floats.items():
+        if name in p:
+            value = check_float(p.pop(name), name, minimum=low, maximum=high)
+            if (value == low and open_ends in ("low", "both")) or (
+                value == high and open_ends == "both"
+            ):
+                raise InvalidParameterError(
+                    f"{name} must be strictly between {low} and {high or 'infinity'}, "
+                    f"got {value}."
+                )
+            s = replace(s, **{name: value})
+    if "activation" in p:
+        s = replace(s, activation=check_choice(p.pop("activation"), "activation",
+                                               ("relu", "elu", "tanh")))
+    if "device" in p:
+        s = replace(s, device=check_choice(p.pop("device"), "device", ("cpu", "cuda", "auto")))
+    if "dtype" in p:
+        s = replace(s, dtype=check_choice(p.pop("dtype"), "dtype", ("float32", "float64")))
+    if "standardize" in p:
+        value = p.pop("standardize")
+        if not isinstance(value, bool | np.bool_):
+            raise InvalidParameterError(f"standardize must be True or False, got {value!r}.")
+        s = replace(s, standardize=bool(value))
+    if "group_size" in p:
+        value = p.pop("group_size")
+        s = replace(s, group_size=None if value is None else check_int(value, "group_size",
+                                                                        minimum=1))
+    return s
+
+
+def _torch_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InvalidParameterError(
+            f"device='cuda' was requested but no CUDA device is available to torch "
+            f"{torch.__version__}; pass device='cpu' (the default) or device='auto'."
+        )
+    return name
+
+
+def _split_rows(n: int, s: NeuralSettings, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train_rows, test_rows) from one seeded permutation; checks the sizes."""
+    n_test = round(n * s.holdout_fraction)
+    n_train = n - n_test
+    need_test = s.batch_size if s.bound == "infonce" else 2
+    if n_train < s.batch_size or n_test < need_test:
+        need = max(int(np.ceil(s.batch_size / (1.0 - s.holdout_fraction))),
+                   int(np.ceil(need_test / s.holdout_fraction)))
+        raise TooFewSamplesError(
+            f"method {s.bound!r} with batch_size={s.batch_size} and holdout_fraction="
+            f"{s.holdout_fraction} needs at least {need} samples ({n_train} train / {n_test} "
+            f"held-out rows from n={n}); lower batch_size (e.g. batch_size={max(2, n_train // 2)})"
+            " or pass more samples."
+        )
+    perm = derive_rng(seed, "neural", "split").permutation(n)
+    return np.sort(perm[n_test:]), perm[:n_test]
+
+
+def _as_variables(cols: np.ndarray, standardize: bool) -> np.ndarray:
+    """(S, d, n) columns -> (S, n, d) float64 variables, z-scored per column if asked."""
+    cols = np.ascontiguousarray(cols, dtype=np.float64)
+    if standardize:
+        cols = (cols - cols.mean(axis=2, keepdims=True)) / cols.std(axis=2, keepdims=True)
+    return np.ascontiguousarray(cols.transpose(0, 2, 1))
+
+
+def _one_hot(codes: np.ndarray) -> np.ndarray:
+    """(n,) label codes -> (1, n, C) one-hot variable."""
+    return np.eye(int(codes.max()) + 1)[codes][None]
+
+
+def _run(
+    s: NeuralSettings,
+    x_vars: np.ndarray,
+    y_vars: np.ndarray,
+    x_index: np.ndarray,
+    y_index: np.ndarray,
+    n_bootstrap: int,
+    seed: int,
+) -> list[MIResult]:
+    """Estimate MI for pairs (x_vars[x_index[p]], y_vars[y_index[p]]) in groups."""
+    import torch
+
+    from distmi.kernels.critics import CriticSpec, init_flat
+    from distmi.kernels.grouped_training import GroupData, TrainConfig, train_grouped
+
+    n = x_vars.shape[1]
+    train_rows, test_rows = _split_rows(n, s, seed)
+    device = _torch_device(s.device)
+    dtype = torch.float64 if s.dtype == "float64" else torch.float32
+    spec = CriticSpec(s.critic, x_vars.shape[2], y_vars.shape[2], s.hidden, s.embed_dim,
+                      s.activation)
+    cfg = TrainConfig(s.bound, s.batch_size, s.max_steps, s.learning_rate, s.eval_every,
+                      s.patience, s.smoothing, s.min_delta, s.ema_alpha, s.clip,
+                      min(s.n_negatives, test_rows.size - 1))
+    rows = s.batch_size * (s.batch_size if s.bound == "infonce" and s.critic == "concat" else 2)
+    group = s.group_size or max(1, _GROUP_BUDGET // (rows * max(*s.hidden, s.embed_dim)))
+    xv = torch.as_tensor(x_vars, dtype=dtype, device=device)
+    yv = torch.as_tensor(y_vars, dtype=dtype, device=device)
+    init = init_flat(spec, derive_seed(seed, "neural", "critic_init"))
+    results: list[MIResult] = []
+    n_diverged = 0
+    for g0 in range(0, len(x_index), group):
+        data = GroupData(xv, yv, torch.as_tensor(x_index[g0 : g0 + group]),
+                         torch.as_tensor(y_index[g0 : g0 + group]), train_rows, test_rows)
+        fit = train_grouped(spec, cfg, data, init,
+                            batch_seed=derive_seed(seed, "neural", "batches"),
+                            bootstrap_seed=derive_seed(seed, "neural", "bootstrap"),
+                            n_bootstrap=n_bootstrap)
+        for p in range(len(fit.value)):
+            diverged = fit.stop_reason[p] == "diverged"
+            n_diverged += diverged
+            results.append(MIResult(
+                value=float(fit.value[p]), std=float(fit.std[p]),
+                ci=(float(fit.ci_low[p]), float(fit.ci_high[p])), n_samples=int(n),
+                method=s.bound,
+                params={**asdict(s), "random_state": seed, "n_bootstrap": n_bootstrap},
+                diagnostics={
+                    "steps": int(fit.steps[p]), "stop_reason": fit.stop_reason[p],
+                    "diverged": diverged, "diverged_at_step": int(fit.diverged_at_step[p]),
+                    "smoothed_estimate": float(fit.smoothed[p]), "critic": s.critic,
+                    "n_train": int(train_rows.size), "n_test": fit.n_test_used,
+                    "device": device,
+                },
+            ))
+    if n_diverged:
+        warnings.warn(
+            f"{n_diverged} of {len(results)} {s.bound} critic(s) diverged (non-finite loss) and "
+            "were frozen at their last finite parameters; see diagnostics['diverged']. Try a "
+            "lower learning_rate, or method='smile' / 'infonce', which are more stable.",
+            RuntimeWarning, stacklevel=3,
+        )
+    return results
+
+
+def estimate(
+    x: np.ndarray, y: np.ndarray, *, discrete_y: bool, n_bootstrap: int, random_state: int,
+    bound: str = "mine", **params: Any,
+) -> MIResult:
+    """One estimate of I(X; Y): x (n, dx) float64, y (n, dy) or label codes (n,)."""
+    s = resolve_params(bound, params)
+    x_vars = _as_variables(x.T[None], s.standardize)
+    y_vars = _one_hot(y) if discrete_y else _as_variables(y.T[None], s.standardize)
+    zero = np.zeros(1, dtype=np.int64)
+    return _run(s, x_vars, y_vars, zero, zero, n_bootstrap, random_state)[0]
+
+
+def estimate_pairs(
+    X: np.ndarray, Y: np.ndarray, pairs: np.ndarray, *, discrete_y: bool, n_bootstrap: int,
+    random_state: int, bound: str = "mine", **params: Any,
+) -> list[MIResult]:
+    """I(X_i; Y_j) for each (i, j) row of ``pairs`` (P, 2), all trained as grouped networks."""
+    s = resolve_params(bound, params)
+    ux, x_index = np.unique(pairs[:, 0], return_inverse=True)
+    x_vars = _as_variables(X[:, ux].T[:, None, :], s.standardize)  # (Sx, n, 1)
+    if discrete_y:
+        y_vars, y_index = _one_hot(Y), np.zeros(len(pairs), dtype=np.int64)
+    else:
+        uy, y_index = np.unique(pairs[:, 1], return_inverse=True)
+        y_vars = _as_variables(Y[:, uy].T[:, None, :], s.standardize)
+    return _run(s, x_vars, y_vars, x_index.astype(np.int64), y_index.astype(np.int64),
+                n_bootstrap, random_state)
+
+
+def _method(name: str, description: str) -> MethodSpec:
+    return MethodSpec(
+        name=name, estimate=partial(estimate, bound=name),
+        estimate_pairs=partial(estimate_pairs, bound=name),
+        supports_discrete_y=True, supports_multivariate=True, description=description,
+    )
+
+
+MINE_METHOD = _method("mine", "MINE: Donsker-Varadhan bound, moving-average gradient (torch)")
+NWJ_METHOD = _method("nwj", "NWJ f-divergence lower bound with a neural critic (torch)")
+INFONCE_METHOD = _method("infonce", "InfoNCE contrastive bound, capped at log(batch_size)")
+SMILE_METHOD = _method("smile", "SMILE: clipped DV bound read off a JS-trained critic")
+
+
+class NeuralMI:
+    """sklearn-style neural MI estimator.
+
+    The constructor only stores arguments; :meth:`fit` validates, trains and sets ``mi_``
+    (nats), ``mi_std_``, ``ci_`` and ``result_`` (the :class:`MIResult`).
+
+    Example:
+        >>> est = NeuralMI(bound="smile", max_steps=500).fit(x, y)   # doctest: +SKIP
+        >>> est.mi_, est.ci_                                        # doctest: +SKIP
+    """
+
+    def __init__(
+        self, bound: str = "mine", *, discrete_y: bool = False, n_bootstrap: int = 100,
+        random_state: int | None = 0, **params: Any,
+    ) -> None:
+        self.bound = bound
+        self.discrete_y = discrete_y
+        self.n_bootstrap = n_bootstrap
+        self.random_state = random_state
+        self.params = dict(params)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"bound": self.bound, "discrete_y": self.discrete_y,
+                "n_bootstrap": self.n_bootstrap, "random_state": self.random_state,
+                **self.params}
+
+    def set_params(self, **params: Any) -> NeuralMI:
+        for key in ("bound", "discrete_y", "n_bootstrap", "random_state"):
+            if key in params:
+                setattr(self, key, params.pop(key))
+        self.params.update(params)
+        return self
+
+    def fit(self, x: Any, y: Any) -> NeuralMI:
+        """Estimate I(X; Y) from x (n,) or (n, dx) and y (n,), (n, dy) or labels."""
+        resolve_params(self.bound, self.params)  # fail fast on bad parameters
+        seed = check_seed(self.random_state)
+        n_boot = check_int(self.n_bootstrap, "n_bootstrap", minimum=0)
+        x_arr = as_float_matrix(x, "x")
+        y_arr = as_labels(y, "y")[0] if self.discrete_y else as_float_matrix(y, "y")
+        check_same_length(x=x_arr, y=y_arr)
+        self.result_ = estimate(x_arr, y_arr, discrete_y=bool(self.discrete_y),
+                                n_bootstrap=n_boot, random_state=seed, bound=self.bound,
+                                **self.params)
+        self.mi_ = self.result_.value
+        self.mi_std_ = self.result_.std
+        self.ci_ = self.result_.ci
+        return self
+
+    def estimate(self, x: Any, y: Any) -> MIResult:
+        """Fit and return the :class:`MIResult`."""
+        return self.fit(x, y).result_

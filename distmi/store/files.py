@@ -1,0 +1,143 @@
+"""Content hashes and atomic file writes for activation datasets.
+
+Every data file of a dataset has a :class:`FileRecord` in the manifest: its size, the sha256 of
+all its bytes and the sha256 of its Parquet footer. Checks, cheapest first:
+
+1. size + footer hash, on the first read of a file (reads a few kB): catches truncation,
+   rewrites and most edits;
+2. Parquet page CRC32, on every page read: catches changed bytes in the data actually read;
+3. full sha256, in :meth:`ActivationDataset.verify` (``distmi inspect --verify``): every byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from distmi.core.errors import CorruptDataError
+
+_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """Identity of one data file. ``path`` is relative to the dataset folder (POSIX)."""
+
+    path: str
+    size: int
+    sha256: str
+    footer_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FileRecord:
+        return cls(str(d["path"]), int(d["size"]), str(d["sha256"]), str(d["footer_sha256"]))
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a whole file, streamed in 8 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def footer_sha256(path: Path) -> str:
+    """sha256 of the Parquet footer (metadata + length + magic) of ``path``."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size < 12:
+            raise CorruptDataError(
+                f"{path} is {size} bytes long, too short for a Parquet file; the file was "
+                "truncated or overwritten: recapture or restore it."
+            )
+        f.seek(size - 8)
+        tail = f.read(8)
+        if tail[4:] != b"PAR1":
+            raise CorruptDataError(
+                f"{path} does not end with the Parquet magic bytes (got {tail[4:]!r}); the file "
+                "was truncated or is not Parquet: recapture or restore it."
+            )
+        length = int.from_bytes(tail[:4], "little")
+        if length + 12 > size:
+            raise CorruptDataError(
+                f"{path} declares a {length}-byte footer but is only {size} bytes long; "
+                "the file is corrupt: recapture or restore it."
+            )
+        f.seek(size - 8 - length)
+        return hashlib.sha256(f.read(length + 8)).hexdigest()
+
+
+def record_file(root: Path, path: Path) -> FileRecord:
+    """Hash a finished file and return its record (path relative to ``root``)."""
+    return FileRecord(
+        path=path.relative_to(root).as_posix(),
+        size=path.stat().st_size,
+        sha256=sha256_file(path),
+        footer_sha256=footer_sha256(path),
+    )
+
+
+def check_quick(root: Path, rec: FileRecord) -> None:
+    """Size and footer check of one file (reads only the footer)."""
+    path = root / rec.path
+    if not path.is_file():
+        raise CorruptDataError(
+            f"dataset file {rec.path} is missing from {root}; the dataset is incomplete: "
+            "restore the file or recapture the dataset."
+        )
+    size = path.stat().st_size
+    if size != rec.size:
+        raise CorruptDataError(
+            f"dataset file {rec.path} in {root} is {size} bytes but the manifest recorded "
+            f"{rec.size}; the file was modified after capture: restore it or recapture the dataset."
+        )
+    got = footer_sha256(path)
+    if got != rec.footer_sha256:
+        raise CorruptDataError(
+            f"dataset file {rec.path} in {root} has footer sha256 {got[:12]}..., the manifest "
+            f"recorded {rec.footer_sha256[:12]}...; the file was rewritten after capture: restore "
+            "it or recapture the dataset."
+        )
+
+
+def check_full(root: Path, rec: FileRecord) -> None:
+    """Full content check of one file (reads every byte)."""
+    check_quick(root, rec)
+    got = sha256_file(root / rec.path)
+    if got != rec.sha256:
+        raise CorruptDataError(
+            f"dataset file {rec.path} in {root} has sha256 {got[:12]}..., the manifest recorded "
+            f"{rec.sha256[:12]}...; its content changed after capture (corruption or an edit): "
+            "restore the file or recapture the dataset."
+        )
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old or the new file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> bytes:
+    """Write ``obj`` as JSON (insertion order, 1-space indent); return the bytes written."""
+    data = (json.dumps(obj, indent=1) + "\n").encode("utf-8")
+    atomic_write_bytes(path, data)
+    return data
+
+
+def tmp_name(path: Path) -> Path:
+    """Name of the in-progress version of ``path`` (renamed onto ``path`` when complete)."""
+    return path.with_name(f".{path.name}.inprogress")

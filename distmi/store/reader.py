@@ -1,0 +1,363 @@
+"""Reading activation datasets: whole layers, unit shards, row ranges and row-group streams.
+
+Reading needs only pyarrow and numpy. A read of units ``U`` and rows ``R`` touches the unit
+blocks overlapping ``U`` (one Parquet column each) in the row groups overlapping ``R``; nothing
+else is read from disk. Every file is size- and footer-checked against the manifest on first
+use and every page read is CRC-checked; :meth:`ActivationDataset.verify` hashes every byte.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distmi.core.errors import CorruptDataError, UnknownLayerError
+from distmi.core.validation import check_int
+from distmi.store.files import FileRecord, check_full, check_quick
+from distmi.store.manifest import LayerMeta, load_manifest, manifest_bytes_hash
+from distmi.store.selection import as_array, normalize_index, selection_size
+
+_READ_THREADS = True
+
+
+@dataclass(frozen=True)
+class _RowGroup:
+    part: int
+    index: int
+    start: int  # global row of the first row
+    stop: int
+
+
+@dataclass(frozen=True)
+class _BlockPlan:
+    """Copy ``block[:, src]`` to ``out[:, dst]`` (slices for contiguous units, else arrays)."""
+
+    block: int
+    column: str
+    src: slice | np.ndarray
+    dst: slice | np.ndarray
+
+
+def unknown_name_error(kind: str, name: str, available: list[str], where: str) -> UnknownLayerError:
+    """An :class:`UnknownLayerError` listing the available names and the closest match."""
+    close = difflib.get_close_matches(str(name), available, n=3, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    shown = available if len(available) <= 40 else [*available[:40], f"... ({len(available)} in all)"]
+    return UnknownLayerError(f"{kind} {name!r} is not in {where}.{hint} Available: {shown}")
+
+
+class ActivationDataset:
+    """An activation dataset folder opened for reading (see :func:`open_dataset`).
+
+    Attributes:
+        path: the dataset folder.
+        manifest: the parsed ``manifest.json``.
+        manifest_hash: sha256 of the manifest bytes (identifies the dataset in provenance).
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any], raw: bytes) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+        self._raw = raw
+        self.manifest_hash = manifest_bytes_hash(raw)
+        self._metas = {n: LayerMeta.from_dict(n, d) for n, d in manifest["layers"].items()}
+        self._masks = {n: LayerMeta.from_dict(n, d) for n, d in manifest.get("masks", {}).items()}
+        self._reset_caches()
+
+    def _reset_caches(self) -> None:
+        self._files: dict[str, pq.ParquetFile] = {}
+        self._groups: dict[str, list[_RowGroup]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # open file handles do not travel to Ray workers
+        return {"path": self.path, "manifest": self.manifest, "raw": self._raw}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], state["manifest"], state["raw"])
+
+    def __repr__(self) -> str:
+        return (
+            f"ActivationDataset({str(self.path)!r}, n_samples={self.n_samples}, "
+            f"layers={self.layers}, targets={list(self.target_kinds)})"
+        )
+
+    # ---- metadata -------------------------------------------------------------------------
+    @property
+    def n_samples(self) -> int:
+        return int(self.manifest["n_samples"])
+
+    @property
+    def layers(self) -> list[str]:
+        """Layer names in capture order."""
+        return list(self._metas)
+
+    @property
+    def masks(self) -> list[str]:
+        """Stored masks (e.g. ``"attention_mask"`` for per-token layers)."""
+        return list(self._masks)
+
+    @property
+    def model_id(self) -> str:
+        return str(self.manifest["model"].get("id", ""))
+
+    @property
+    def target_kinds(self) -> dict[str, str]:
+        """``{target: "categorical" | "continuous"}``."""
+        return {k: v["kind"] for k, v in self.manifest["targets"]["columns"].items()}
+
+    def layer_info(self, name: str) -> LayerMeta:
+        """Manifest entry of a layer (dtype, unit_shape, pooling, block_units, nonfinite...)."""
+        if name in self._metas:
+            return self._metas[name]
+        if name in self._masks:
+            return self._masks[name]
+        raise unknown_name_error("layer", name, self.layers, f"dataset {self.path}")
+
+    def layer_shape(self, name: str) -> tuple[int, int]:
+        """``(n_samples, n_units)``; units are the per-sample shape flattened in C order."""
+        return (self.n_samples, self.layer_info(name).n_units)
+
+    def unit_coords(self, name: str, units: Any = None) -> tuple[np.ndarray, ...]:
+        """Multi-dimensional index (into ``unit_shape``) of flat unit indices.
+
+        For a per-token layer with unit_shape (T, H) this gives (position, hidden unit).
+        """
+        meta = self.layer_info(name)
+        u = as_array(normalize_index(units, meta.n_units, "units"))
+        return np.unravel_index(u, meta.unit_shape)
+
+    # ---- reading --------------------------------------------------------------------------
+    def read_layer(self, name: str, units: Any = None, rows: Any = None, dtype: Any = None) -> np.ndarray:
+        """Read activations of ``name`` as an array of shape (n_rows, n_units_selected).
+
+        Args:
+            name: layer name (``dataset.layers``).
+            units: None (all), slice/range, int indices or boolean mask over units.
+            rows: None (all), slice/range, int indices or boolean mask over samples; rows come
+                back in the order given.
+            dtype: convert to this dtype (default: the stored dtype, usually float32).
+        """
+        meta = self.layer_info(name)
+        u = normalize_index(units, meta.n_units, "units")
+        r = normalize_index(rows, self.n_samples, "rows")
+        out = np.empty((selection_size(r), selection_size(u)), dtype=meta.dtype)
+        plan = self._unit_plan(meta, u)
+        if isinstance(r, slice):
+            self._read_slice(meta, plan, r.start, r.stop, out, 0)
+        else:
+            self._read_indices(meta, plan, r, out)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def read_tensor(self, name: str, units: Any = None, rows: Any = None, device: Any = None):
+        """Like :meth:`read_layer` but returns a ``torch.Tensor`` (on ``device``)."""
+        import torch
+
+        return torch.from_numpy(self.read_layer(name, units, rows)).to(device or "cpu")
+
+    def iter_layer(
+        self, name: str, units: Any = None, batch_rows: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Stream a layer in row order as ``(first_row, array (rows, n_units_selected))``.
+
+        With ``batch_rows=None`` it yields one stored row group at a time (the cheapest: each
+        row group is read once); otherwise batches of ``batch_rows`` rows. Memory is bounded by
+        one batch, so this works for layers larger than memory.
+        """
+        meta = self.layer_info(name)
+        u = normalize_index(units, meta.n_units, "units")
+        plan = self._unit_plan(meta, u)
+        if batch_rows is None:
+            spans = [(g.start, g.stop) for g in self._row_groups(meta)]
+        else:
+            step = check_int(batch_rows, "batch_rows", minimum=1)
+            spans = [(s, min(s + step, self.n_samples)) for s in range(0, self.n_samples, step)]
+        for start, stop in spans:
+            out = np.empty((stop - start, selection_size(u)), dtype=meta.dtype)
+            self._read_slice(meta, plan, start, stop, out, 0)
+            yield start, out
+
+    def read_targets(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """Targets table: column ``sample_id`` then one column per target, in sample order."""
+        rec = FileRecord.from_dict(self.manifest["targets"]["file"])
+        check_quick(self.path, rec)
+        if columns is not None:
+            missing = [c for c in columns if c not in self.target_kinds]
+            if missing:
+                raise unknown_name_error("target", missing[0], list(self.target_kinds),
+                                         f"dataset {self.path}")
+            columns = ["sample_id", *columns]
+        try:
+            table = pq.ParquetFile(self.path / rec.path, page_checksum_verification=True).read(
+                columns=columns
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise _corrupt(self.path, rec.path, exc) from exc
+        return table.to_pandas()
+
+    @property
+    def sample_ids(self) -> np.ndarray:
+        return self.read_targets(columns=[])["sample_id"].to_numpy()
+
+    def read_mask(self, name: str = "attention_mask") -> np.ndarray | None:
+        """Boolean mask (n_samples, n_tokens) stored with per-token layers, or None."""
+        if name not in self._masks:
+            return None
+        return self.read_layer(name).astype(bool)
+
+    def verify(self) -> int:
+        """Hash every file against the manifest; return the number of bytes checked.
+
+        Raises:
+            CorruptDataError: naming the first file whose content differs.
+        """
+        records = [FileRecord.from_dict(self.manifest["targets"]["file"])]
+        for meta in [*self._metas.values(), *self._masks.values()]:
+            records.extend(p.file for p in meta.parts)
+        for rec in records:
+            check_full(self.path, rec)
+        return sum(r.size for r in records)
+
+    # ---- internals ------------------------------------------------------------------------
+    def _file(self, meta: LayerMeta, part: int) -> pq.ParquetFile:
+        rec = meta.parts[part].file
+        pf = self._files.get(rec.path)
+        if pf is None:
+            check_quick(self.path, rec)
+            try:
+                pf = pq.ParquetFile(self.path / rec.path, page_checksum_verification=True)
+            except (OSError, pa.ArrowException) as exc:
+                raise _corrupt(self.path, rec.path, exc) from exc
+            expected = meta.layout.column_names()
+            if pf.schema_arrow.names != expected:
+                raise CorruptDataError(
+                    f"{rec.path} in {self.path} has columns {pf.schema_arrow.names[:4]}..., "
+                    f"expected {expected[:4]}...; the file does not belong to layer "
+                    f"{meta.name!r}: restore it or recapture."
+                )
+            self._files[rec.path] = pf
+        return pf
+
+    def _row_groups(self, meta: LayerMeta) -> list[_RowGroup]:
+        groups = self._groups.get(meta.name)
+        if groups is None:
+            groups = []
+            for k, part in enumerate(meta.parts):
+                md = self._file(meta, k).metadata
+                row = part.row_start
+                for i in range(md.num_row_groups):
+                    n = md.row_group(i).num_rows
+                    groups.append(_RowGroup(k, i, row, row + n))
+                    row += n
+                if row != part.row_stop:
+                    raise CorruptDataError(
+                        f"{part.file.path} in {self.path} holds {row - part.row_start} rows, the "
+                        f"manifest says {part.row_stop - part.row_start}; restore it or recapture."
+                    )
+            self._groups[meta.name] = groups
+        return groups
+
+    def _unit_plan(self, meta: LayerMeta, u: np.ndarray | slice) -> list[_BlockPlan]:
+        layout = meta.layout
+        plans = []
+        if isinstance(u, slice):
+            if u.stop <= u.start:
+                return []
+            for b in range(u.start // layout.block_units, (u.stop - 1) // layout.block_units + 1):
+                s, e = layout.block_range(b)
+                lo, hi = max(s, u.start), min(e, u.stop)
+                plans.append(_BlockPlan(b, layout.column_name(b), slice(lo - s, hi - s),
+                                        slice(lo - u.start, hi - u.start)))
+            return plans
+        blocks = u // layout.block_units
+        for b in np.unique(blocks):
+            pos = np.flatnonzero(blocks == b)
+            s, _ = layout.block_range(int(b))
+            plans.append(_BlockPlan(int(b), layout.column_name(int(b)), u[pos] - s, pos))
+        return plans
+
+    def _read_group(self, meta: LayerMeta, g: _RowGroup, columns: list[str]) -> pa.Table:
+        try:
+            return self._file(meta, g.part).read_row_group(
+                g.index, columns=columns, use_threads=_READ_THREADS
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise _corrupt(self.path, meta.parts[g.part].file.path, exc) from exc
+
+    def _decode(self, meta: LayerMeta, table: pa.Table, plan: list[_BlockPlan], lo: int, hi: int,
+                out: np.ndarray, out_row: int) -> None:
+        """Copy rows [lo, hi) (relative to the row group) of ``table`` into ``out[out_row:]``."""
+        layout = meta.layout
+        for p in plan:
+            s, e = layout.block_range(p.block)
+            width = e - s
+            row = 0
+            for chunk in table.column(p.column).chunks:
+                n = len(chunk)
+                a, b = max(lo, row), min(hi, row + n)
+                if a < b:
+                    view = np.frombuffer(
+                        chunk.buffers()[1], dtype=np.dtype(meta.dtype).newbyteorder("<"),
+                        count=n * width, offset=chunk.offset * width * layout.itemsize,
+                    ).reshape(n, width)
+                    out[out_row + a - lo : out_row + b - lo, p.dst] = view[a - row : b - row, p.src]
+                row += n
+
+    def _read_slice(self, meta: LayerMeta, plan: list[_BlockPlan], start: int, stop: int,
+                    out: np.ndarray, out_row: int) -> None:
+        columns = [p.column for p in plan]
+        if not plan or stop <= start:
+            return
+        for g in self._row_groups(meta):
+            if g.stop <= start or g.start >= stop:
+                continue
+            table = self._read_group(meta, g, columns)
+            lo, hi = max(start, g.start) - g.start, min(stop, g.stop) - g.start
+            self._decode(meta, table, plan, lo, hi, out, out_row + g.start + lo - start)
+
+    def _read_indices(self, meta: LayerMeta, plan: list[_BlockPlan], idx: np.ndarray,
+                      out: np.ndarray) -> None:
+        if not plan or len(idx) == 0:
+            return
+        groups = self._row_groups(meta)
+        starts = np.array([g.start for g in groups])
+        which = np.searchsorted(starts, idx, side="right") - 1
+        columns = [p.column for p in plan]
+        for gi in np.unique(which):
+            g = groups[int(gi)]
+            pos = np.flatnonzero(which == gi)
+            local = idx[pos] - g.start
+            lo, hi = int(local.min()), int(local.max()) + 1
+            tmp = np.empty((hi - lo, out.shape[1]), dtype=out.dtype)
+            self._decode(meta, self._read_group(meta, g, columns), plan, lo, hi, tmp, 0)
+            out[pos] = tmp[local - lo]
+
+
+def _corrupt(root: Path, rel: str, exc: Exception) -> CorruptDataError:
+    return CorruptDataError(
+        f"dataset file {rel} in {root} could not be read ({exc}); its content does not match "
+        "what was written (a page checksum failed or the file is damaged): restore it or "
+        "recapture the dataset. `distmi inspect --verify` checks every file."
+    )
+
+
+def open_dataset(path: str | Path, *, verify: bool = False) -> ActivationDataset:
+    """Open an activation dataset folder.
+
+    Args:
+        path: the folder holding ``manifest.json``.
+        verify: hash every file now (reads the whole dataset once); without it files are
+            size/footer-checked on first use and pages CRC-checked on every read.
+    """
+    root = Path(path)
+    manifest, raw = load_manifest(root)
+    ds = ActivationDataset(root, manifest, raw)
+    if verify:
+        ds.verify()
+    return ds
