@@ -47,10 +47,10 @@ class NeuralSettings:
 
     bound: str
     critic: str
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] | None = None
     embed_dim: int = 32
     activation: str = "relu"
-    batch_size: int = 256
+    batch_size: int = 128
     max_steps: int = 2000
     learning_rate: float = 1e-3
     holdout_fraction: float = 0.5
@@ -86,15 +86,16 @@ def resolve_params(bound: str, params: dict[str, Any]) -> NeuralSettings:
     p = dict(params)
     default_critic = "separable" if bound == "infonce" else "concat"
     critic = check_choice(p.pop("critic", None) or default_critic, "critic", ("concat", "separable"))
-    hidden = p.pop("hidden", (64, 64))
-    hidden = (hidden,) if isinstance(hidden, int | np.integer) else hidden
-    if not isinstance(hidden, list | tuple) or not hidden:
-        raise InvalidParameterError(
-            f"hidden must be a positive int or a non-empty tuple of them, got {hidden!r}; "
-            "e.g. hidden=(64, 64)."
-        )
-    hidden = tuple(check_int(h, "hidden width", minimum=1) for h in hidden)
-    s = replace(NeuralSettings(bound=bound, critic=critic), hidden=hidden)
+    s = NeuralSettings(bound=bound, critic=critic)
+    hidden = p.pop("hidden", None)
+    if hidden is not None:
+        hidden = (hidden,) if isinstance(hidden, int | np.integer) else hidden
+        if not isinstance(hidden, list | tuple) or not hidden:
+            raise InvalidParameterError(
+                f"hidden must be a positive int or a non-empty tuple of them, got {hidden!r}; "
+                "e.g. hidden=(64, 64), or None for the default."
+            )
+        s = replace(s, hidden=tuple(check_int(h, "hidden width", minimum=1) for h in hidden))
     ints = {"embed_dim": 1, "batch_size": 2, "max_steps": 1, "eval_every": 1, "patience": 1,
             "n_negatives": 1}
     for name, low in ints.items():
@@ -193,12 +194,13 @@ def _run(
     from distmi.kernels.critics import CriticSpec, init_flat
     from distmi.kernels.grouped_training import GroupData, TrainConfig, train_grouped
 
-    n = x_vars.shape[1]
+    n, dx, dy = x_vars.shape[1], x_vars.shape[2], y_vars.shape[2]
+    if s.hidden is None:  # small problems (scalar pairs) need small critics
+        s = replace(s, hidden=(32, 32) if dx + dy <= 4 else (128, 128))
     train_rows, test_rows = _split_rows(n, s, seed)
     device = _torch_device(s.device)
     dtype = torch.float64 if s.dtype == "float64" else torch.float32
-    spec = CriticSpec(s.critic, x_vars.shape[2], y_vars.shape[2], s.hidden, s.embed_dim,
-                      s.activation)
+    spec = CriticSpec(s.critic, dx, dy, s.hidden, s.embed_dim, s.activation)
     cfg = TrainConfig(s.bound, s.batch_size, s.max_steps, s.learning_rate, s.eval_every,
                       s.patience, s.smoothing, s.min_delta, s.ema_alpha, s.clip,
                       min(s.n_negatives, test_rows.size - 1))

@@ -10,7 +10,7 @@ What a layer records is the output of its forward hook:
 Pooling (per layer) turns an output of shape (B, T, H) -- batch, tokens, hidden -- into
 per-sample vectors, respecting the attention mask m (B, T) with m = 1 on real tokens:
 
-- ``"mean"``:  h_b = sum_t m_bt x_btH / sum_t m_bt                      -> (B, H)
+- ``"mean"``:  h_b = sum_t m_bt x_bt / sum_t m_bt  (x_bt in R^H)          -> (B, H)
 - ``"first"``: x at the first position with m = 1 (the [CLS] token)    -> (B, H)
 - ``"last"``:  x at the last position with m = 1                       -> (B, H)
 - ``"none"``:  every token kept, padded positions set to 0; units are (T, H) flattened

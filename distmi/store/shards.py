@@ -1,9 +1,9 @@
 """Shard planning: cut a layer into (unit range x row range) work units for the engine.
 
 A shard's ``shard_id`` depends only on the layer and its ranges, so seeds derived from it
-(``derive_seed(root, shard.shard_id)``) are the same however shards are scheduled. Unit ranges
-that are multiples of the stored ``block_units`` read no unneeded bytes: the planner aligns
-shard boundaries to blocks when ``units_per_shard`` is a multiple or divisor of ``block_units``.
+(``derive_seed(root, shard.shard_id)``) are the same however shards are scheduled. Shards start
+at unit 0 and step by ``units_per_shard``, so when that is a multiple of the stored
+``block_units`` (128 by default) every shard reads whole blocks and no unneeded bytes.
 """
 
 from __future__ import annotations

@@ -245,3 +245,16 @@ def test_list_layers_with_output_shapes():
     rows = list_layers(_mlp(), torch.randn(2, 6))
     assert [(r.name, r.type, r.n_parameters, r.output_shape) for r in rows] == [
         ("0", "Linear", 280, (40,)), ("1", "Tanh", 0, (40,)), ("2", "Linear", 205, (5,))]
+
+
+@pytest.mark.gpu
+def test_capture_on_cuda_matches_cpu(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA is not available")
+    model = TinyEncoder()
+    data, _ = _tokens(40, 9)
+    cpu = capture(model, data, ["block"], tmp_path / "cpu", pooling="mean", batch_size=8)
+    gpu = capture(model.cuda(), data, ["block"], tmp_path / "gpu", pooling="mean", batch_size=8)
+    # float32 matmuls on GPU may use TF32 / other reduction orders: agree to ~1e-3 relative
+    np.testing.assert_allclose(gpu.read_layer("block"), cpu.read_layer("block"), rtol=1e-3,
+                               atol=1e-3)

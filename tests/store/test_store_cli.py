@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 
-from distmi.cli import _load_commands, app  # noqa: E402
-from distmi.store import open_dataset  # noqa: E402
+from distmi.cli import _load_commands, app
+from distmi.store import open_dataset
 
 _load_commands()
 runner = CliRunner()

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from distmi.examples.texts import concept_texts  # noqa: E402
-from distmi.examples.train_models import (  # noqa: E402
+from distmi.examples.texts import concept_texts
+from distmi.examples.train_models import (
     build_digits_dataset,
     build_iris_dataset,
 )

@@ -79,7 +79,7 @@ def test_truncated_and_missing_files(ds):
     path = _part(ds)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CorruptDataError, match="is .* bytes but the manifest recorded"):
+    with pytest.raises(CorruptDataError, match=r"is .* bytes but the manifest recorded"):
         open_dataset(ds.path).read_layer("h")
     os.remove(path)
     with pytest.raises(CorruptDataError, match="is missing from"):
@@ -89,7 +89,7 @@ def test_truncated_and_missing_files(ds):
 def test_targets_file_is_checked_too(ds):
     tpath = ds.path / "targets.parquet"
     pq.write_table(pa.table({"sample_id": np.arange(400), "y": np.zeros(400, int)}), tpath)
-    with pytest.raises(CorruptDataError, match="targets.parquet"):
+    with pytest.raises(CorruptDataError, match=r"targets\.parquet"):
         open_dataset(ds.path).read_targets()
 
 
@@ -98,7 +98,7 @@ def test_an_edited_or_broken_manifest(ds):
     doc = json.loads(mpath.read_text())
     doc["layers"]["h"]["parts"][0]["row_stop"] = 399
     mpath.write_text(json.dumps(doc))
-    with pytest.raises(CorruptDataError, match="do not cover rows 0..400"):
+    with pytest.raises(CorruptDataError, match=r"do not cover rows 0\.\.400"):
         open_dataset(ds.path)
     mpath.write_text(mpath.read_text()[:50])
     with pytest.raises(CorruptDataError, match="is not valid JSON"):

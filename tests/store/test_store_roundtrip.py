@@ -139,7 +139,7 @@ def test_targets_table_and_kinds(dataset):
     assert cols["name"]["n_classes"] == 2
     assert sum(cols["label"]["class_counts"].values()) == N
     assert list(dataset.read_targets(columns=["temperature"]).columns) == ["sample_id", "temperature"]
-    with pytest.raises(UnknownLayerError, match="target 'temprature' .*Did you mean 'temperature'"):
+    with pytest.raises(UnknownLayerError, match=r"target 'temprature' .*Did you mean 'temperature'"):
         dataset.read_targets(columns=["temprature"])
 
 
@@ -253,5 +253,5 @@ def test_open_missing_or_foreign_folder(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         open_dataset(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(StoreError, match="has no manifest.json; it is not a distmi"):
+    with pytest.raises(StoreError, match=r"has no manifest\.json; it is not a distmi"):
         open_dataset(tmp_path / "empty")
