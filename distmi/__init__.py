@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "GMMMI": "distmi.estimators.gmm:GMMMI",
+    "NeuralMI": "distmi.estimators.neural:NeuralMI",
 }
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "DistmiError",
     "MIResult",
     "MethodSpec",
+    "NeuralMI",
     "__version__",
     "available_methods",
     "derive_seed",

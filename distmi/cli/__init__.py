@@ -13,6 +13,7 @@ from distmi.cli.app import app
 _COMMAND_MODULES = (
     "distmi.cli.estimate_cmd",
     "distmi.cli.store_cmd",
+    "distmi.cli.run_cmd",
 )
 
 

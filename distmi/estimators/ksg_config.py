@@ -43,6 +43,7 @@ class KSGConfig(BaseModel):
     backend: Literal["auto", "grid", "kdtree", "brute"] = "auto"
     device: str = "cpu"
     workers: int = Field(1, ge=-1, description="k-d tree query threads (-1: all cores)")
+    n_jobs: int = Field(1, ge=1, le=256, description="threads for batched 1-D problems")
     ci_level: float = Field(0.95, gt=0.0, lt=1.0)
     memory_budget: float = Field(256e6, gt=1e6, description="bytes per brute-force block")
 

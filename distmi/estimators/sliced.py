@@ -56,6 +56,7 @@ class SlicedConfig(BaseModel):
     jitter: float = Field(1e-10, ge=0.0, le=1e-3)
     backend: Literal["auto", "grid", "kdtree", "brute"] = "auto"
     device: str = "cpu"
+    n_jobs: int = Field(1, ge=1, le=256, description="threads for the KSG base")
     n_permutations: int = Field(1, ge=0, description="shuffles of y for the null value")
     resample: Literal["auto", "half", "bootstrap"] = "auto"
     ci_level: float = Field(0.95, gt=0.0, lt=1.0)
@@ -64,7 +65,7 @@ class SlicedConfig(BaseModel):
 
     def ksg_config(self) -> KSGConfig:
         return KSGConfig(k=self.k, algorithm=self.algorithm, jitter=self.jitter,
-                         backend=self.backend, device=self.device,
+                         backend=self.backend, device=self.device, n_jobs=self.n_jobs,
                          memory_budget=self.memory_budget)
 
 

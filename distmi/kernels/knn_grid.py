@@ -258,15 +258,22 @@ def _strip_fallback(
         width = max(int(length[idx].max()), k + 1)
         offs = np.arange(width)
         valid = offs[None, :] < length[idx, None]
-        gather = np.where(valid, base[idx, None] + offs[None, :], 0)
-        dx = np.abs(flat_x[gather] - x0[idx, None])
-        dy = np.abs(flat_y[gather] - y0[idx, None])
-        dist = np.where(valid, np.maximum(dx, dy), BIG)
-        part = np.argpartition(dist, k, axis=1)[:, : k + 1]  # self (distance 0) included
-        eps[idx] = np.take_along_axis(dist, part, 1).max(axis=1)
+        gather = base[idx, None] + offs[None, :]  # past a strip's end: masked below
+        dx = np.take(flat_x, gather, mode="clip")
+        dx -= x0[idx, None]
+        np.abs(dx, out=dx)
+        dy = np.take(flat_y, gather, mode="clip")
+        dy -= y0[idx, None]
+        np.abs(dy, out=dy)
+        dist = np.maximum(dx, dy)
+        dist[~valid] = BIG
         if marginal:
+            part = np.argpartition(dist, k, axis=1)[:, : k + 1]  # self (distance 0) included
+            eps[idx] = np.take_along_axis(dist, part, 1).max(axis=1)
             ex[idx] = np.take_along_axis(dx, part, 1).max(axis=1)
             ey[idx] = np.take_along_axis(dy, part, 1).max(axis=1)
+        else:
+            eps[idx] = np.partition(dist, k, axis=1)[:, k]
         start += idx.size
     return eps, ex, ey
 

@@ -111,7 +111,8 @@ class _Recorder:
             x = first_tensor(output, name).detach()
             pooled, applied = pool(x, self.pooling[name], self.mask, name)
             self.applied[name] = applied
-            self.outputs[name] = pooled.to("cpu", self.out_dtype).numpy()
+            # copy: later in-place ops (e.g. ReLU(inplace=True)) must not change what we record
+            self.outputs[name] = pooled.to("cpu", self.out_dtype, copy=True).numpy()
 
         return hook
 

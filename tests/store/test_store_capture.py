@@ -258,3 +258,14 @@ def test_capture_on_cuda_matches_cpu(tmp_path):
     # float32 matmuls on GPU may use TF32 / other reduction orders: agree to ~1e-3 relative
     np.testing.assert_allclose(gpu.read_layer("block"), cpu.read_layer("block"), rtol=1e-3,
                                atol=1e-3)
+
+
+def test_in_place_ops_after_a_layer_do_not_change_its_record(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
+    x = torch.randn(50, 4)
+    ds = capture(model, x, ["0"], tmp_path / "ds")
+    with torch.no_grad():
+        expected = model[0](x).numpy()
+    assert (expected < 0).any()
+    np.testing.assert_allclose(ds.read_layer("0"), expected, atol=1e-6)

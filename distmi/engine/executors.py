@@ -1,0 +1,93 @@
+"""Executors run batches and yield their outputs as they finish; the in-process one lives here.
+
+An executor is anything with ``run(batches, task) -> Iterator[BatchOutput]``. Outputs may come
+back in any order; the reducer sorts rows by key, so the order never changes the committed
+table. :class:`InProcessExecutor` runs batches one after another in this process (no Ray); the
+Ray executor (:mod:`distmi.engine.ray_executor`, the only module that imports ray) spreads them
+over actors. :func:`make_executor` picks one from a job's ``scaling`` section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from distmi.core.errors import DistmiError, InvalidParameterError
+from distmi.engine.plan import WorkBatch
+from distmi.engine.worker import BatchOutput, BatchWorker, TaskConfig
+
+if TYPE_CHECKING:
+    from distmi.jobs.spec import ScalingSpec
+
+
+class EngineError(DistmiError, RuntimeError):
+    """A batch kept failing after its retries (the message names the batch and the last error)."""
+
+
+class Executor(Protocol):
+    """Runs work batches; yields one :class:`BatchOutput` per batch, in completion order."""
+
+    name: str
+
+    def run(self, batches: Sequence[WorkBatch], task: TaskConfig) -> Iterator[BatchOutput]: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessExecutor:
+    """Runs every batch in the calling process with one :class:`BatchWorker`.
+
+    Args:
+        retries: re-runs of a batch that raised an unexpected (non-distmi) error. distmi errors
+            (bad parameters, bad data) are deterministic and fail at once.
+    """
+
+    name = "local"
+
+    def __init__(self, retries: int = 0) -> None:
+        self.retries = retries
+        self.n_retried = 0
+
+    def run(self, batches: Sequence[WorkBatch], task: TaskConfig) -> Iterator[BatchOutput]:
+        worker = BatchWorker(task)
+        for batch in batches:
+            for attempt in range(self.retries + 1):
+                try:
+                    out = worker.run(batch)
+                    break
+                except DistmiError:
+                    raise
+                except Exception as exc:
+                    if attempt == self.retries:
+                        raise EngineError(
+                            f"batch {batch.batch_id} failed {attempt + 1} time(s); last error: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from exc
+                    self.n_retried += 1
+                    worker = BatchWorker(task)  # a fresh worker, like a restarted actor
+            yield out
+
+    def close(self) -> None:
+        return None
+
+
+def make_executor(scaling: ScalingSpec, retries: int, address: str | None = None) -> Executor:
+    """The executor a job's ``scaling`` asks for (``address`` overrides ``scaling.address``)."""
+    if scaling.executor == "local":
+        if address is not None:
+            raise InvalidParameterError(
+                f"--address {address!r} needs the Ray executor, but the job sets scaling.executor "
+                "'local'; remove --address or set scaling.executor: ray."
+            )
+        return InProcessExecutor(retries=retries)
+    from distmi.engine.ray_executor import RayExecutor
+
+    return RayExecutor(
+        address=address if address is not None else scaling.address,
+        workers=scaling.workers,
+        cpus_per_worker=scaling.cpus_per_worker,
+        gpus_per_worker=scaling.gpus_per_worker,
+        max_in_flight=scaling.max_in_flight,
+        retries=retries,
+        spread=scaling.spread,
+    )

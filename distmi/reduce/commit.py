@@ -1,0 +1,214 @@
+"""Committed results: Parquet part files per batch, a consolidated table, a manifest written last.
+
+Layout of an output folder::
+
+    OUTPUT/
+      job.json              the job (spec, spec hash, dataset hash), written when a run starts
+      parts/<key>.parquet   one file per finished batch (written to .tmp-*, then renamed)
+      attribution.parquet   the sorted attribution table (written at commit)
+      manifest.json         written LAST: provenance, timings, parts with sha256 and row counts
+
+A reader trusts a folder only when ``manifest.json`` exists (:func:`load_results`); a part file
+exists only once complete (atomic rename), so an interrupted run resumes from ``parts/``: the
+batches whose part is present and carries this job's spec hash are skipped. Everything loads
+without distmi: ``pandas.read_parquet("OUTPUT/attribution.parquet")`` (or ``OUTPUT/parts``,
+or ``duckdb.sql("select * from 'OUTPUT/attribution.parquet'")``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distmi.core.errors import CorruptDataError, SpecError, StoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MANIFEST = "manifest.json"
+JOB = "job.json"
+TABLE = "attribution.parquet"
+PARTS = "parts"
+FORMAT = "distmi-results"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+class ResultStore:
+    """Writes and resumes one job's output folder (see module docstring)."""
+
+    def __init__(self, path: str | Path, spec_hash: str) -> None:
+        self.path = Path(path)
+        self.spec_hash = spec_hash
+        self.parts = self.path / PARTS
+
+    @property
+    def is_committed(self) -> bool:
+        return (self.path / MANIFEST).is_file()
+
+    def begin(self, job_doc: dict[str, Any], overwrite: bool = False) -> None:
+        """Create the folder and ``job.json``; refuse a folder that holds a different job.
+
+        Raises:
+            SpecError: the folder holds results of another spec (and ``overwrite`` is false).
+        """
+        job_file = self.path / JOB
+        if job_file.is_file():
+            try:
+                old = json.loads(job_file.read_text())
+            except json.JSONDecodeError:
+                old = {}
+            if old.get("spec_hash") != self.spec_hash:
+                if not overwrite:
+                    raise SpecError(
+                        f"output {self.path} holds results of a different job (spec hash "
+                        f"{str(old.get('spec_hash'))[:12]}..., this job {self.spec_hash[:12]}...); "
+                        "choose another output folder or pass --overwrite to replace them."
+                    )
+                self.clear()
+        if overwrite and self.path.exists():
+            self.clear()
+        self.parts.mkdir(parents=True, exist_ok=True)
+        doc = {"format": FORMAT, "spec_hash": self.spec_hash, **job_doc}
+        _atomic_write(job_file, json.dumps(doc, indent=2, sort_keys=True).encode())
+
+    def clear(self) -> None:
+        """Remove this folder's result files (only files distmi writes)."""
+        for name in (MANIFEST, TABLE, JOB):
+            (self.path / name).unlink(missing_ok=True)
+        if self.parts.is_dir():
+            for f in self.parts.iterdir():
+                if f.suffix == ".parquet" or f.name.startswith(".tmp-"):
+                    f.unlink()
+
+    def uncommit(self) -> None:
+        """Drop the manifest and table (before new parts are added on a resumed run)."""
+        (self.path / MANIFEST).unlink(missing_ok=True)
+        (self.path / TABLE).unlink(missing_ok=True)
+
+    def done_batches(self, planned: dict[str, str]) -> set[str]:
+        """Batch keys (of ``planned``: key -> batch_id) whose committed part is valid.
+
+        Parts of other batches (another batching of the same job) and unreadable parts are
+        deleted: they are recomputed.
+        """
+        done: set[str] = set()
+        if not self.parts.is_dir():
+            return done
+        for f in sorted(self.parts.iterdir()):
+            if f.name.startswith(".tmp-"):
+                f.unlink()
+                continue
+            if f.suffix != ".parquet":
+                continue
+            key = f.stem
+            try:
+                meta = pq.read_schema(f).metadata or {}
+            except (OSError, pa.ArrowException):
+                f.unlink()
+                continue
+            ok = (meta.get(b"distmi.spec_hash", b"").decode() == self.spec_hash
+                  and planned.get(key) == meta.get(b"distmi.batch_id", b"").decode())
+            if ok:
+                done.add(key)
+            else:
+                f.unlink()
+        return done
+
+    def write_part(self, key: str, batch_id: str, columns: dict[str, list[Any]],
+                   info: dict[str, Any]) -> None:
+        """Write one batch's rows as ``parts/<key>.parquet`` atomically."""
+        table = pa.table(columns)
+        meta = {"distmi.spec_hash": self.spec_hash, "distmi.batch_id": batch_id,
+                "distmi.info": json.dumps(info, sort_keys=True)}
+        table = table.replace_schema_metadata(meta)
+        _atomic_write(self.parts / f"{key}.parquet", _table_bytes(table))
+
+    def read_parts(self, keys: list[str]) -> pd.DataFrame:
+        """Rows of the given parts (in key order)."""
+        import pandas as pd
+
+        frames = []
+        for key in sorted(keys):
+            try:
+                frames.append(pq.read_table(self.parts / f"{key}.parquet").to_pandas())
+            except (OSError, pa.ArrowException) as exc:
+                raise CorruptDataError(
+                    f"result part {self.parts / key}.parquet could not be read ({exc}); delete it "
+                    "and run the job again to recompute it."
+                ) from exc
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def part_info(self, key: str) -> dict[str, Any]:
+        meta = pq.read_schema(self.parts / f"{key}.parquet").metadata or {}
+        return json.loads(meta.get(b"distmi.info", b"{}").decode())
+
+    def commit(self, frame: pd.DataFrame, keys: list[str], provenance: dict[str, Any]) -> dict[str, Any]:
+        """Write ``attribution.parquet`` then ``manifest.json`` (last); return the manifest."""
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        _atomic_write(self.path / TABLE, _table_bytes(table))
+        parts = [
+            {"path": f"{PARTS}/{k}.parquet", "sha256": _sha256(self.parts / f"{k}.parquet"),
+             "rows": pq.read_metadata(self.parts / f"{k}.parquet").num_rows}
+            for k in sorted(keys)
+        ]
+        manifest = {
+            "format": FORMAT,
+            "format_version": 1,
+            "spec_hash": self.spec_hash,
+            "table": {"path": TABLE, "sha256": _sha256(self.path / TABLE), "rows": len(frame),
+                      "columns": list(frame.columns)},
+            "parts": parts,
+            **provenance,
+        }
+        _atomic_write(self.path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        return manifest
+
+
+def load_results(path: str | Path, verify: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Load a committed result folder: (attribution table, manifest).
+
+    Raises:
+        StoreError: no manifest (the run did not finish: start it again to resume).
+        CorruptDataError: ``verify`` and the table's sha256 differs from the manifest.
+    """
+    root = Path(path)
+    mf = root / MANIFEST
+    if not mf.is_file():
+        hint = (" It holds parts of an unfinished run: run the job again to resume it."
+                if (root / PARTS).is_dir() else "")
+        raise StoreError(f"{root} holds no committed results (no {MANIFEST}).{hint}")
+    manifest = json.loads(mf.read_text())
+    table_path = root / manifest["table"]["path"]
+    if verify and _sha256(table_path) != manifest["table"]["sha256"]:
+        raise CorruptDataError(
+            f"{table_path} does not match the sha256 in {mf}; rerun the job with --overwrite."
+        )
+    return pq.read_table(table_path).to_pandas(), manifest

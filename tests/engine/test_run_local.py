@@ -1,0 +1,133 @@
+"""In-process runs: numbers, batching independence, committed results, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_activations, tiny_spec
+
+import distmi
+from distmi.core.errors import InvalidParameterError, SpecError, StoreError
+from distmi.core.seeds import derive_seed
+from distmi.engine.executors import InProcessExecutor
+from distmi.jobs import filter_table, load_results, run_job
+from distmi.reduce import attribution_matrix
+
+VALUES = ["estimate", "std", "ci_low", "ci_high", "null_mean"]
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("base") / "r"
+    return run_job(tiny_spec(tiny_dataset, out))
+
+
+def test_table_rows_equal_one_at_a_time_estimates(baseline):
+    t = baseline.table
+    assert len(t) == 20 and list(t["status"]).count("constant") == 2
+    layers, targets = make_activations()
+    for layer, unit, target in [("a", 0, "label"), ("a", 1, "score"), ("b", 3, "score")]:
+        row = t[(t.layer == layer) & (t.unit == unit) & (t.target == target)].iloc[0]
+        seed = derive_seed(7, "pairs", layer, "target", target)
+        ref = distmi.mutual_information(
+            layers[layer][:, unit].astype(np.float64), targets[target],
+            discrete_y=target == "label", n_bootstrap=3, random_state=seed,
+            n_components=1, n_inits=1)
+        np.testing.assert_allclose(row[["estimate", "std", "ci_low", "ci_high"]].to_numpy(float),
+                                   [ref.value, ref.std, *ref.ci], rtol=1e-9, atol=1e-12)
+    # a[:,0] carries the label, a[:,1] the score: both far above their permutation null
+    strong = t[(t.layer == "a") & (t.unit.isin([0, 1]))].set_index(["unit", "target"])
+    assert strong.loc[(0, "label"), "estimate"] > 10 * strong.loc[(0, "label"), "null_mean"]
+    assert strong.loc[(1, "score"), "estimate"] > 10 * strong.loc[(1, "score"), "null_mean"]
+    dead = t[t.unit.eq(4) & t.layer.eq("a")]
+    assert (dead.estimate == 0).all() and (dead.status == "constant").all()
+
+
+def test_results_do_not_depend_on_batching(baseline, tiny_dataset, tmp_path):
+    other = run_job(tiny_spec(tiny_dataset, tmp_path / "r", scaling={"batch_size": 7,
+                                                                     "units_per_shard": 2}))
+    # same pairs, seeds and estimates; batched kernels agree to rounding (estimate_pairs contract)
+    a, b = baseline.table, other.table
+    pd.testing.assert_frame_equal(a[["layer", "unit", "target", "status"]],
+                                  b[["layer", "unit", "target", "status"]])
+    np.testing.assert_allclose(a[VALUES].to_numpy(), b[VALUES].to_numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_committed_layout_loads_without_distmi(baseline):
+    out = baseline.output
+    direct = pd.read_parquet(f"{out}/attribution.parquet")
+    parts = pd.read_parquet(f"{out}/parts")
+    assert len(direct) == len(parts) == len(baseline.table)
+    m = json.loads(open(f"{out}/manifest.json").read())
+    assert m["spec_hash"] and m["dataset"]["manifest_sha256"] and m["seed"] == 7
+    assert m["distmi_version"] == distmi.__version__ and m["unit"] == "nat"
+    assert m["timings"]["batches_total"] == len(m["parts"]) == 10
+    table, _manifest = load_results(out, verify=True)
+    pd.testing.assert_frame_equal(table, baseline.table)
+
+
+def test_matrix_and_filters(baseline):
+    mat = attribution_matrix(baseline.table, "a")
+    assert mat.shape == (6, 2)
+    assert mat["label"].idxmax() == 0 and mat["score"].idxmax() == 1
+    rows = filter_table(baseline.table, targets=["label"], min_excess=0.1)
+    assert set(zip(rows.layer, rows.unit, strict=True)) == {("a", 0), ("b", 0)}
+    with pytest.raises(InvalidParameterError, match=r"target 'nope' is not in the results"):
+        filter_table(baseline.table, targets=["nope"])
+
+
+class _Crash(InProcessExecutor):
+    """Stops after ``after`` batches, like a run killed mid-way."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+
+    def run(self, batches, task):
+        for k, out in enumerate(super().run(batches, task)):
+            if k == self.after:
+                raise KeyboardInterrupt
+            yield out
+
+
+def test_interrupted_run_resumes_to_the_same_table(baseline, tiny_dataset, tmp_path):
+    spec = tiny_spec(tiny_dataset, tmp_path / "r")
+    with pytest.raises(KeyboardInterrupt):
+        run_job(spec, executor=_Crash(after=4))
+    with pytest.raises(StoreError, match=r"no committed results .* run the job again to resume"):
+        load_results(tmp_path / "r")
+    resumed = run_job(spec)
+    assert (resumed.batches_resumed, resumed.batches_run) == (4, 6)
+    pd.testing.assert_frame_equal(resumed.table, baseline.table, check_exact=True)
+    again = run_job(spec)  # complete: nothing to do
+    assert again.batches_run == 0
+    pd.testing.assert_frame_equal(again.table, baseline.table)
+
+
+def test_output_of_another_job_is_refused(baseline, tiny_dataset):
+    other = tiny_spec(tiny_dataset, baseline.output, seed=8)
+    with pytest.raises(SpecError, match=r"holds results of a different job .* --overwrite"):
+        run_job(other)
+
+
+def test_estimator_errors_fail_fast(tiny_dataset, tmp_path):
+    spec = tiny_spec(tiny_dataset, tmp_path / "r", estimator={"params": {"n_compnents": 1}})
+    with pytest.raises(InvalidParameterError, match=r"n_compnents"):
+        run_job(spec)
+
+
+def test_unit_unit_and_layer_target_modes(tiny_dataset, tmp_path):
+    uu = run_job(tiny_spec(tiny_dataset, tmp_path / "uu", pairs="adjacent-layers", targets=[],
+                           null_permutations=0, n_bootstrap=0))
+    t = uu.table
+    assert len(t) == 24 and t.null_mean.isna().all()
+    top = t[t.status == "ok"].sort_values("estimate").iloc[-1]
+    assert (top.unit, top.target, top.target_unit) == (0, "b", 0)
+    mat = attribution_matrix(t, "a")
+    assert mat.shape == (6, 4)
+    lt = run_job(tiny_spec(tiny_dataset, tmp_path / "lt", pairs="layer-target",
+                           targets=["score"], n_bootstrap=0))
+    assert lt.table.unit.tolist() == [-1, -1] and lt.table.estimate.iloc[0] > 0.2

@@ -1,0 +1,79 @@
+"""Job specs: validation messages name the field, the value and the allowed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distmi.core.errors import SpecError
+from distmi.jobs.spec import load_spec, parse_spec, spec_hash
+
+BASE = {"dataset": {"path": "out/x"}, "targets": ["label"], "output": "out/r"}
+JOBS = sorted((Path(__file__).parents[2] / "jobs").glob("*.yaml"))
+
+
+def test_minimal_spec_has_documented_defaults():
+    spec = parse_spec(BASE)
+    assert spec.pairs == "unit-target" and spec.layers == "all" and spec.units == "all"
+    assert spec.estimator.method == "gmm" and spec.scaling.executor == "ray"
+    assert spec.n_bootstrap == 20 and spec.retries == 3
+
+
+def test_unknown_key_is_rejected_with_its_path():
+    with pytest.raises(SpecError, match=r"unknown key 'scaling.wokers'"):
+        parse_spec({**BASE, "scaling": {"wokers": 2}})
+
+
+def test_bad_literal_lists_allowed_values():
+    with pytest.raises(SpecError, match=r"pairs: got 'unit-pairs', allowed values: 'unit-target'"):
+        parse_spec({**BASE, "pairs": "unit-pairs"})
+
+
+def test_bad_number_names_field_and_value():
+    with pytest.raises(SpecError, match=r"scaling.workers: .*greater than or equal to 1 \(got 0\)"):
+        parse_spec({**BASE, "scaling": {"workers": 0}})
+
+
+def test_unit_selection_forms():
+    spec = parse_spec({**BASE, "layers": ["a", {"name": "b", "units": {"top_k_variance": 3}}],
+                       "units": {"range": [0, 4]}})
+    entries = spec.layer_entries(["a", "b"])
+    assert entries[0].units is None and entries[1].units.top_k_variance == 3
+    with pytest.raises(SpecError, match=r"start < stop"):
+        parse_spec({**BASE, "units": {"range": [4, 2]}})
+
+
+def test_mode_and_targets_must_agree():
+    with pytest.raises(SpecError, match=r"needs at least one target"):
+        parse_spec({**BASE, "targets": []})
+    with pytest.raises(SpecError, match=r"remove targets or use pairs: unit-target"):
+        parse_spec({**BASE, "pairs": "unit-unit"})
+    with pytest.raises(SpecError, match=r"lists \['a'\] more than once"):
+        parse_spec({**BASE, "layers": ["a", "a"]})
+
+
+def test_spec_hash_ignores_how_the_job_runs():
+    a = parse_spec(BASE)
+    b = parse_spec({**BASE, "name": "other", "output": "elsewhere", "retries": 0,
+                    "scaling": {"executor": "local", "workers": 9}})
+    c = parse_spec({**BASE, "seed": 1})
+    assert spec_hash(a) == spec_hash(b) != spec_hash(c)
+
+
+def test_load_spec_errors(tmp_path):
+    with pytest.raises(SpecError, match=r"does not exist"):
+        load_spec(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: [unclosed\n")
+    with pytest.raises(SpecError, match=r"not valid YAML"):
+        load_spec(bad)
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(SpecError, match=r"must be a mapping"):
+        load_spec(bad)
+
+
+@pytest.mark.parametrize("path", JOBS, ids=[p.name for p in JOBS])
+def test_bundled_jobs_are_valid(path):
+    spec = load_spec(path)
+    assert spec.output.startswith("out/")
