@@ -111,9 +111,11 @@ def resolve_params(bound: str, params: dict[str, Any]) -> NeuralSettings:
             if (value == low and open_ends in ("low", "both")) or (
                 value == high and open_ends == "both"
             ):
+                where = (f"strictly between {low} and {high}" if open_ends == "both"
+                         else f"> {low}" + (f" and <= {high}" if high is not None else ""))
+                default = getattr(NeuralSettings(bound=bound, critic=critic), name)
                 raise InvalidParameterError(
-                    f"{name} must be strictly between {low} and {high or 'infinity'}, "
-                    f"got {value}."
+                    f"{name} must be {where}, got {value}; the default is {name}={default}."
                 )
             s = replace(s, **{name: value})
     if "activation" in p:

@@ -121,7 +121,7 @@ def run_job(
     t_exec = time.perf_counter()
     n_run = 0
     try:
-        for out in executor.run(todo, task_config(spec, str(ds.path))):
+        for out in executor.run(todo, task_config(spec, str(ds.path.resolve()))):
             info = {"seconds": out.seconds, "worker": out.worker, "node_id": out.node_id}
             store.write_part(batch_key(out.batch_id), out.batch_id, out.columns, info)
             n_run += 1
