@@ -10,7 +10,7 @@ PYTEST_FLAGS ?=
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install demo test test-slow test-gpu lint bench clean
+.PHONY: install demo test test-slow test-gpu lint bench bench-gmm clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,21 @@ test-gpu: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Reference implementations for side-by-side benchmarks live in their own venv
+# (gmm-mi 0.8.2 needs scikit-learn < 1.6).
+refvenv/.installed:
+	$(PYTHON) -m venv refvenv
+	refvenv/bin/pip install -q "gmm-mi==0.8.2" "scikit-learn<1.6"
+	touch refvenv/.installed
+
+bench-gmm: $(STAMP) refvenv/.installed
+	$(BIN)/python benchmarks/bench_gmm.py --reference-python refvenv/bin/python
+
+bench: bench-gmm $(STAMP)
+	$(BIN)/python benchmarks/bench_sliced.py
+	$(BIN)/python benchmarks/bench_neural.py
+	$(BIN)/python benchmarks/bench_engine.py
 
 clean:
 	rm -rf $(VENV)

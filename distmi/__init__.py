@@ -25,15 +25,19 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "GMMMI": "distmi.estimators.gmm:GMMMI",
+    "KSG": "distmi.estimators.ksg:KSG",
     "NeuralMI": "distmi.estimators.neural:NeuralMI",
+    "SlicedMI": "distmi.estimators.sliced:SlicedMI",
 }
 
 __all__ = [
     "GMMMI",
+    "KSG",
     "DistmiError",
     "MIResult",
     "MethodSpec",
     "NeuralMI",
+    "SlicedMI",
     "__version__",
     "available_methods",
     "derive_seed",

@@ -176,31 +176,35 @@ class RayExecutor:
                     out = ray.get(ref)
                 except DistmiError as exc:  # RayTaskError subclasses the cause's class
                     raise _unwrap(exc) from None
-                except _SYSTEM_ERRORS as exc:
-                    n = attempts.get(batch.batch_id, 0) + 1
-                    attempts[batch.batch_id] = n
-                    if n > self.retries:
-                        raise EngineError(
-                            f"batch {batch.batch_id} failed {n} time(s) on Ray; last error: "
-                            f"{type(exc).__name__}: {str(exc)[:500]}. Raise `retries` in the job "
-                            "or check the cluster (`ray status`)."
-                        ) from exc
-                    self.n_retried += 1
+                except _SYSTEM_ERRORS as exc:  # the actor, its process or its node died
+                    self._failed(batch, exc, attempts, pending)
                     if isinstance(exc, ray.exceptions.RayActorError) and actors[i] is actor:
                         actors[i] = self._replace(actor, actor_cls, task)
                         last_shard[i] = None
-                    pending.appendleft(batch)
                     continue
-                except ray.exceptions.RayTaskError as exc:
-                    raise EngineError(
-                        f"batch {batch.batch_id} raised {type(exc.cause).__name__}: {exc.cause}"
-                    ) from exc
+                except ray.exceptions.RayTaskError as exc:  # e.g. a transient I/O error
+                    self._failed(batch, exc, attempts, pending)
+                    continue
                 if self.on_output is not None:
                     self.on_output(out)
                 yield out
         finally:
             for a in actors:
                 ray.kill(a, no_restart=True)
+
+    def _failed(self, batch: WorkBatch, exc: Exception, attempts: dict[str, int],
+                pending: deque) -> None:
+        """Re-queue a failed batch, or raise :class:`EngineError` once its retries are spent."""
+        n = attempts[batch.batch_id] = attempts.get(batch.batch_id, 0) + 1
+        if n > self.retries:
+            cause = getattr(exc, "cause", None) or exc
+            raise EngineError(
+                f"batch {batch.batch_id} failed {n} time(s) on Ray; last error: "
+                f"{type(cause).__name__}: {str(cause)[:500]}. Raise `retries` in the job or "
+                "check the cluster (`ray status`)."
+            ) from exc
+        self.n_retried += 1
+        pending.appendleft(batch)
 
     def _replace(self, actor: Any, actor_cls: Any, task: TaskConfig) -> Any:
         """Kill a dead actor for good and start a fresh one (its queued calls fail and re-queue)."""

@@ -106,4 +106,6 @@ def top_units(frame: pd.DataFrame, k: int = 5, by: str = "excess",
     table = table[table["status"] == "ok"] if "status" in table.columns else table
     ordered = table.sort_values([by, *KEY], ascending=[False, True, True, True, True],
                                 kind="mergesort")
-    return ordered.groupby(["target"], sort=True, group_keys=False).head(k).reset_index(drop=True)
+    top = ordered.groupby(["target"], sort=True, group_keys=False).head(k)
+    return top.sort_values(["target", by], ascending=[True, False], kind="mergesort").reset_index(
+        drop=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import tiny_spec
+from engine_data import tiny_spec
 
 from distmi.jobs import run_job
 

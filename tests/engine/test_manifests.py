@@ -70,3 +70,13 @@ def test_rayjob_manifest_runs_a_bundled_job():
     assert (ROOT / argv[4]).is_file() and argv[-2:] == ["--address", "auto"]
     env = yaml.safe_load(spec["runtimeEnvYAML"])
     assert env["working_dir"] == "/app"
+
+
+def test_launcher_validation_catches_a_broken_config():
+    pytest.importorskip("ray")
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = yaml.safe_load((CLUSTER / "ray-cluster.yaml").read_text())
+    config["available_node_types"]["gpu_worker"]["resources"]["GPU"] = "one"
+    with pytest.raises(Exception, match=r"one"):
+        validate_config(prepare_config(config))

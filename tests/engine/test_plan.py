@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import N, make_activations, tiny_spec
+from engine_data import N, make_activations, tiny_spec
 
 from distmi.core.errors import SpecError
 from distmi.core.seeds import derive_seed

@@ -7,7 +7,7 @@ import signal
 
 import pandas as pd
 import pytest
-from conftest import tiny_spec
+from engine_data import tiny_spec
 
 from distmi.core.errors import InvalidParameterError
 from distmi.jobs import run_job

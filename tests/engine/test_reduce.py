@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_spec
+from engine_data import tiny_spec
 
 from distmi.engine.executors import EngineError, InProcessExecutor
 from distmi.engine.plan import make_plan
@@ -72,4 +72,4 @@ def test_sliced_layer_target_job(tiny_dataset, tmp_path):
     assert t.unit.tolist() == [-1, -1] and t.method.eq("sliced").all()
     # layer a holds unit 1 = N(0,1) + 0.9 * score: clearly above the permutation null
     row = t.set_index("layer").loc["a"]
-    assert row.estimate > row.null_mean + 0.02
+    assert row.estimate - row.null_mean > 2 * row["std"]

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_activations, tiny_spec
+from engine_data import make_activations, tiny_spec
 
 import distmi
 from distmi.core.errors import InvalidParameterError, SpecError, StoreError
 from distmi.core.seeds import derive_seed
 from distmi.engine.executors import InProcessExecutor
 from distmi.jobs import filter_table, load_results, run_job
-from distmi.reduce import attribution_matrix
+from distmi.reduce import attribution_matrix, top_units
 
 VALUES = ["estimate", "std", "ci_low", "ci_high", "null_mean"]
 
@@ -73,6 +73,11 @@ def test_matrix_and_filters(baseline):
     mat = attribution_matrix(baseline.table, "a")
     assert mat.shape == (6, 2)
     assert mat["label"].idxmax() == 0 and mat["score"].idxmax() == 1
+    top = top_units(baseline.table, k=2)
+    assert top.target.tolist() == ["label", "label", "score", "score"]
+    assert top.loc[0, ["layer", "unit"]].tolist() == ["a", 0]
+    assert top.loc[2, ["layer", "unit"]].tolist() == ["a", 1]
+    assert top.excess.iloc[0] >= top.excess.iloc[1]
     rows = filter_table(baseline.table, targets=["label"], min_excess=0.1)
     assert set(zip(rows.layer, rows.unit, strict=True)) == {("a", 0), ("b", 0)}
     with pytest.raises(InvalidParameterError, match=r"target 'nope' is not in the results"):
