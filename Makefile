@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m distmi.examples.quickstart
+	$(BIN)/distmi run jobs/quickstart.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not gpu" $(PYTEST_FLAGS)

@@ -105,6 +105,12 @@ def main() -> None:
         print(f"ray executor, {w} worker(s):     {t_ray:8.2f} s  {args.units / t_ray:7.1f} units/s"
               f"  ratio vs in-process {t_ray / t_local:5.2f} (after actor start-up ~{t_start:.1f} s:"
               f" {after / t_local:5.2f}, {args.units / after:6.1f} units/s)  table identical")
+    # the same baseline again: on shared machines the load drifts, this shows by how much
+    t0 = time.perf_counter()
+    run_job(spec_for(ds.path, tmp / "local-again", args, "local"))
+    t_again = time.perf_counter() - t0
+    print(f"in-process executor, again:     {t_again:8.2f} s  {args.units / t_again:7.1f} units/s"
+          f"  (first/again = {t_local / t_again:4.2f}: the machine's drift)")
 
 
 if __name__ == "__main__":

@@ -61,9 +61,9 @@ def test_as_float_matrix_shapes_and_errors():
     assert as_float_matrix(np.ones((4, 2)) * [[1], [2], [3], [4]]).shape == (4, 2)
     with pytest.raises(errors.NonFiniteInputError, match=r"1 NaN and 1 Inf.*first at index \(1, 0\)"):
         as_float_matrix([[0.0], [np.nan], [np.inf], [1.0]])
-    with pytest.raises(errors.ConstantColumnError, match="column 1 is constant.*drop constant"):
+    with pytest.raises(errors.ConstantColumnError, match=r"column 1 is constant.*drop constant"):
         as_float_matrix(np.column_stack([np.arange(5.0), np.full(5, 3.0)]))
-    with pytest.raises(errors.NonNumericInputError, match="must be numeric.*'a'"):
+    with pytest.raises(errors.NonNumericInputError, match=r"must be numeric.*'a'"):
         as_float_matrix(["a", "b", "c"])
     with pytest.raises(errors.InvalidInputError, match=r"shape \(n,\) or \(n, d\)"):
         as_float_matrix(np.zeros((2, 2, 2)))
@@ -75,7 +75,7 @@ def test_as_labels():
     codes, classes = as_labels(["b", "a", "b"])
     np.testing.assert_array_equal(codes, [1, 0, 1])
     assert list(classes) == ["a", "b"]
-    with pytest.raises(errors.SingleClassError, match="single class.*at least two classes"):
+    with pytest.raises(errors.SingleClassError, match=r"single class.*at least two classes"):
         as_labels([3, 3, 3])
     with pytest.raises(errors.InvalidInputError, match="non-integer values"):
         as_labels([0.5, 1.0])
@@ -97,7 +97,7 @@ def test_result_type():
 
 
 def test_unknown_method_suggests():
-    with pytest.raises(errors.UnknownMethodError, match="unknown MI method 'gmn'.*Did you mean 'gmm'"):
+    with pytest.raises(errors.UnknownMethodError, match=r"unknown MI method 'gmn'.*Did you mean 'gmm'"):
         distmi.mutual_information(np.arange(10.0), np.arange(10.0) ** 2, method="gmn")
 
 

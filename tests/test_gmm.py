@@ -284,9 +284,9 @@ def test_error_unknown_and_bad_parameters():
         distmi.mutual_information(x, y, select="waic")
     with pytest.raises(errors.InvalidParameterError, match="n_bootstrap must be"):
         distmi.mutual_information(x, y, n_bootstrap=-1)
-    with pytest.raises(errors.InvalidParameterError, match="pair .* out of range"):
+    with pytest.raises(errors.InvalidParameterError, match=r"pair .* out of range"):
         distmi.pairwise_mi(np.column_stack([x, y]), np.column_stack([x, y]), pairs=[(0, 5)])
-    with pytest.raises(errors.InvalidParameterError, match="device='cuda' was requested"):
+    with pytest.raises(errors.InvalidParameterError, match=r"device='cuda' was requested"):
         if __import__("torch").cuda.is_available():
             pytest.skip("CUDA present")
         distmi.mutual_information(x, y, device="cuda")

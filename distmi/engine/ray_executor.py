@@ -72,6 +72,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.WARNING)
     if address is None:
+        # an embedded instance serves this process only; Ray 2.60's token auth otherwise
+        # writes ~/.ray/auth_token and later clients fail with a token mismatch
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         kwargs.update(address="local", include_dashboard=False,
                       num_cpus=num_cpus or os.cpu_count() or 1)
     else:

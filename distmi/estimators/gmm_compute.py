@@ -66,6 +66,22 @@ def standardise(data: np.ndarray) -> np.ndarray:
     return (data - mean) / std
 
 
+def prepare(blocks: Sequence[np.ndarray], cfg: GMMMIConfig, seed: int) -> np.ndarray:
+    """Stack blocks (P, N, D), standardise, and add ``jitter`` sd of Gaussian noise.
+
+    Jitter dequantises point masses and ties (ReLU zeros, rounded measurements), which a
+    Gaussian mixture can only fit with collapsing components. The noise is one (N, D) draw
+    per seed, the same for every block, so batched and single results stay equal; by the
+    data-processing inequality the MI of the jittered variables is at most the original MI.
+    """
+    data = standardise(np.stack(blocks).astype(np.float64))
+    if cfg.jitter > 0:
+        _, n, d = data.shape
+        noise = derive_rng(seed, "gmm-jitter", n, d).standard_normal((n, d))
+        data = standardise(data + cfg.jitter * noise[None])
+    return data
+
+
 def _integration_kwargs(cfg: GMMMIConfig, dim: int, seed: int, device) -> dict:
     scheme = resolve_scheme(dim, cfg.integration)
     kwargs: dict = {"scheme": scheme, "n_nodes": cfg.n_nodes}
@@ -133,7 +149,7 @@ def continuous_pairs(
         one MIResult per block.
     """
     device = resolve_device(cfg.device)
-    data_np = standardise(np.stack(blocks).astype(np.float64))  # (P, N, D)
+    data_np = prepare(blocks, cfg, seed)  # (P, N, D)
     p, n, dim = data_np.shape
     _min_samples_check(n, cfg, dim, "joint samples")
     data = torch.as_tensor(data_np, dtype=torch.float64, device=device)
@@ -200,7 +216,7 @@ def categorical_pairs(
         labels: (N,) int64 codes in [0, C).
     """
     device = resolve_device(cfg.device)
-    data_np = standardise(np.stack(blocks).astype(np.float64))
+    data_np = prepare(blocks, cfg, seed)
     p, n, dim = data_np.shape
     n_classes = int(labels.max()) + 1
     class_counts = np.bincount(labels, minlength=n_classes)

@@ -35,6 +35,7 @@ class GMMMIConfig(BaseModel):
     mc_samples: int = Field(100_000, ge=100)
     n_nodes: int | None = Field(None, ge=2, le=200)
     ci_level: float = Field(0.95, gt=0.0, lt=1.0)
+    jitter: float = Field(0.0, ge=0.0, le=1.0, description="dequantisation noise, in column sd")
     device: str = "cpu"
     memory_budget: float = Field(256e6, gt=1e6)
 

@@ -10,9 +10,9 @@ means and covariances):
 Integration schemes (all deterministic given the seed, and shared by every mixture of a call,
 so bootstrap replicates differ only through their fits, never through integration noise):
 
-- ``"quadrature"`` (default up to 4 dimensions): in 1-D a trapezoid rule on a dense grid
-  spanning every component +-10 sd (the integrand is smooth and decays like a Gaussian, so the
-  rule converges geometrically); in 2-4 dimensions randomised quasi-Monte Carlo per component:
+- ``"quadrature"`` (default up to 4 dimensions): in 1-D a trapezoid rule on a grid of 256
+  points per component spanning its mean +-10 sd (so every component is resolved at its own
+  scale; for smooth integrands the rule converges geometrically); in 2-4 dimensions randomised quasi-Monte Carlo per component:
   a fixed scrambled Sobol set t_j mapped to N(0, I) and placed at mu_k + L_k t_j with weight
   pi_k / J, the set whitened to mean 0 and covariance I (exact for a single Gaussian).
   Measured against dense-grid integration on a 7-component fit this is within ~1e-3 nats, where tensor Gauss-Hermite with 48^2 nodes was off by 2e-3 (log-mixture
@@ -39,7 +39,7 @@ from distmi.kernels.em import GMMParams
 from distmi.kernels.gaussian_features import mixture_log_density, safe_cholesky
 
 # Nodes per mixture (1-D grid) or per component (quasi-Monte Carlo, 2-4 dims) by dimension.
-DEFAULT_NODES = {1: 1024, 2: 1024, 3: 2048, 4: 2048}
+DEFAULT_NODES = {1: 256, 2: 1024, 3: 2048, 4: 2048}
 GRID_HALF_WIDTH = 10.0  # standard deviations covered on each side of every component
 
 Term = tuple[float, Sequence[int]]
@@ -117,22 +117,24 @@ def integration_points(
 
 
 def _grid_1d(params: GMMParams, n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Trapezoid rule for 1-D mixtures: an even grid over every component's mean +- 10 sd.
+    """Trapezoid rule for 1-D mixtures, one even grid per component over mean +- 10 sd.
 
-    Returns points (G, J, 1) and weights (G, J) = p(x_j) dx, normalised to sum to 1.
+    Per-component grids follow every component's own scale, so a very narrow component (a
+    near point mass) is resolved as well as a wide one. Returns points (G, K * J, 1) and
+    weights (G, K * J): pi_k times the normalised trapezoid weights of N(mu_k, s_k^2).
     """
     mu = params.means[..., 0]  # (G, K)
     sd = torch.sqrt(params.covariances[..., 0, 0])
-    live = torch.isfinite(params.log_weights)
-    lo = torch.where(live, mu - GRID_HALF_WIDTH * sd, torch.full_like(mu, torch.inf)).amin(1)
-    hi = torch.where(live, mu + GRID_HALF_WIDTH * sd, torch.full_like(mu, -torch.inf)).amax(1)
-    steps = torch.linspace(0.0, 1.0, n_nodes, dtype=mu.dtype, device=mu.device)
-    pts = lo[:, None] + (hi - lo)[:, None] * steps[None, :]  # (G, J)
-    log_p = mixture_log_density(pts[..., None], params.log_weights, params.means, params.covariances)
-    w = torch.exp(log_p)
-    w[:, 0] *= 0.5
-    w[:, -1] *= 0.5
-    return pts[..., None], w / w.sum(-1, keepdim=True)
+    steps = torch.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, n_nodes, dtype=mu.dtype,
+                           device=mu.device)
+    std_w = torch.exp(-0.5 * steps**2)
+    std_w[0] *= 0.5
+    std_w[-1] *= 0.5
+    std_w = std_w / std_w.sum()  # (J,)
+    pts = mu[..., None] + sd[..., None] * steps  # (G, K, J)
+    w = torch.exp(params.log_weights)[..., None] * std_w  # padding components get 0
+    g = mu.shape[0]
+    return pts.reshape(g, -1, 1), w.reshape(g, -1)
 
 
 def marginal(params: GMMParams, dims: Sequence[int]) -> GMMParams:

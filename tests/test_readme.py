@@ -1,0 +1,19 @@
+"""Every Python example in README.md runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_examples_run():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "README has no python example"
+    for code in blocks:
+        namespace: dict = {}
+        exec(compile(code, str(README), "exec"), namespace)
+    r = namespace["r"]
+    assert abs(r.value - 0.2231) < 4 * r.std + 1e-3
+    assert len(namespace["table"]) == 32
