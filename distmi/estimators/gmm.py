@@ -93,6 +93,7 @@ class GMMMI:
         mc_samples: int = 100_000,
         n_nodes: int | None = None,
         ci_level: float = 0.95,
+        jitter: float = 0.0,
         device: str = "cpu",
     ) -> None:
         self.n_bootstrap = n_bootstrap
@@ -113,6 +114,7 @@ class GMMMI:
         self.mc_samples = mc_samples
         self.n_nodes = n_nodes
         self.ci_level = ci_level
+        self.jitter = jitter
         self.device = device
 
     _CALL_PARAMS = ("n_bootstrap", "discrete_y", "random_state")

@@ -55,7 +55,7 @@ class TrainConfig:
     """Optimisation and stopping settings shared by the group (already validated)."""
 
     bound: str
-    batch_size: int = 256
+    batch_size: int = 128
     max_steps: int = 2000
     learning_rate: float = 1e-3
     eval_every: int = 50
@@ -272,9 +272,9 @@ class _HeldOut:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-row terms (a, b) of every active pair, (P', n) each (b is None for InfoNCE).
 
-        Scores the first ``n_rows`` held-out rows (all by default). Row i's product-of-marginals partners are y_(i+1), ..., y_(i+K) (cyclic), K =
-        ``n_negatives``: held-out rows are a random subset in random order, so these are
-        independent of x_i.
+        Scores the first ``n_rows`` held-out rows (all by default). Row i's product-of-marginals
+        partners are y_(i+1), ..., y_(i+K) (cyclic), K = ``n_negatives``: held-out rows are a
+        random subset in random order, so these are independent of x_i.
         """
         n_pairs, n = theta.shape[0], n_rows or self.n_used
         infonce = self.cfg.bound == "infonce"
