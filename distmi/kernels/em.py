@@ -106,7 +106,6 @@ def m_step(
     resp_w: torch.Tensor,
     dim: int,
     reg: float,
-    component_mask: torch.Tensor | None = None,
 ) -> tuple[GMMParams, torch.Tensor, torch.Tensor]:
     """Weighted M-step from responsibilities times sample weights.
 
@@ -116,8 +115,6 @@ def m_step(
         dim: D.
         reg: ridge added to every covariance diagonal; escalated x10 per component whose
             covariance is still not positive definite.
-        component_mask: (G, K) bool, False for padding components (kept at weight 0,
-            mean 0, identity covariance) so mixtures of different K share one batch.
     Returns:
         params: GMMParams with G elements (covariances include the ridge actually used);
         coef (G, K, F), bias (G, K): the E-step coefficients of these parameters.
@@ -130,11 +127,6 @@ def m_step(
     second[..., rows, cols] = stats[..., dim:]
     second[..., cols, rows] = stats[..., dim:]
     cov = second - means[..., :, None] * means[..., None, :]
-    if component_mask is not None:
-        nk = torch.where(component_mask, nk, torch.zeros_like(nk))
-        means = torch.where(component_mask[..., None], means, torch.zeros_like(means))
-        eye = torch.eye(dim, dtype=cov.dtype, device=cov.device)
-        cov = torch.where(component_mask[..., None, None], cov, eye)
     log_weights = torch.log(nk) - torch.log(nk.sum(-1, keepdim=True))
     coef, bias, cov = component_coefficients(log_weights, means, cov, reg)
     return GMMParams(log_weights, means, cov), coef, bias
@@ -179,10 +171,9 @@ def _em_loop(
     reg: float,
     tol: float,
     max_iter: int,
-    component_mask: torch.Tensor | None = None,
     compact_below: float = 0.75,
 ) -> EMResult:
-    """Run EM on one in-memory chunk. features (G, N, F), weights (G, N), mask (G, K)."""
+    """Run EM on one in-memory chunk. features (G, N, F), weights (G, N)."""
     g_total = features.shape[0]
     device = features.device
     out = params.clone()
@@ -193,7 +184,6 @@ def _em_loop(
     active = torch.arange(g_total, device=device)  # chunk index of each working row
     feat_w, w_w, par_w = features, weights, params.clone()
     feat_t = features.transpose(1, 2).contiguous()  # (Ga, F, N)
-    mask_w = component_mask
     w_sum = w_w.sum(-1)  # (Ga,)
     running = torch.ones(g_total, dtype=torch.bool, device=device)  # (Ga,)
     prev_ll = torch.full((g_total,), -torch.inf, dtype=features.dtype, device=device)
@@ -213,7 +203,7 @@ def _em_loop(
         n_running = int(running.sum())
         if n_running == 0 or it == max_iter:
             break
-        new_par, new_coef, new_bias = m_step(feat_w, resp_w, dim, reg, mask_w)
+        new_par, new_coef, new_bias = m_step(feat_w, resp_w, dim, reg)
         if n_running == len(running):
             par_w, coef, bias = new_par, new_coef, new_bias
         else:
@@ -230,7 +220,6 @@ def _em_loop(
             active, feat_w, feat_t = active[sel], feat_w[sel], feat_t[sel]
             w_w, w_sum, par_w = w_w[sel], w_sum[sel], par_w.index(sel)
             coef, bias = coef[sel], bias[sel]
-            mask_w = None if mask_w is None else mask_w[sel]
             prev_ll, running = prev_ll[sel], running[sel]
     if bool(running.any()):
         # elements that hit max_iter keep the parameters of their last evaluated likelihood
@@ -257,7 +246,6 @@ def em_fit(
     tol: float = 1e-5,
     max_iter: int = 10_000,
     memory_budget: float = 256e6,
-    component_mask: torch.Tensor | None = None,
 ) -> EMResult:
     """Fit G mixtures by weighted EM, chunked to a memory budget.
 
@@ -271,7 +259,6 @@ def em_fit(
         tol: per-element tolerance on the change of the weighted mean log-likelihood.
         max_iter: iteration cap per element.
         memory_budget: bytes of working memory per chunk.
-        component_mask: (G, K) bool, False marks padding components (see :func:`m_step`).
     """
     g_total = data_index.shape[0]
     dim = data.shape[-1]
@@ -289,7 +276,6 @@ def em_fit(
                 reg=reg,
                 tol=tol,
                 max_iter=max_iter,
-                component_mask=None if component_mask is None else component_mask[sl],
             )
         )
     return EMResult(

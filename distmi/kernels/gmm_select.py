@@ -116,6 +116,33 @@ def bootstrap_counts(seed: int, n: int, n_bootstrap: int, device) -> torch.Tenso
     return torch.as_tensor(counts, dtype=torch.float64, device=device)
 
 
+def _inits(
+    problems: Problems,
+    elem_problem: torch.Tensor,
+    elem_weight_row: torch.Tensor,
+    k: int,
+    weights: torch.Tensor,
+    cfg: GMMFitConfig,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, GMMParams, int]:
+    """Expand elements into (element, init) runs with their starting mixtures.
+
+    Returns data_index, weight_index (element-major, init-minor), the initial params and the
+    number of inits (1 for K = 1, whose EM is exact in one M-step).
+    """
+    n_inits = 1 if k == 1 else cfg.n_inits
+    device = problems.data.device
+    data_index = problems.problem_data[elem_problem].repeat_interleave(n_inits)
+    weight_index = elem_weight_row.repeat_interleave(n_inits)
+    init_index = torch.arange(n_inits, device=device).repeat(elem_problem.shape[0])
+    uni = _uniforms(seed, k, n_inits, problems.n_points, cfg.init, device)
+    init = initial_params(
+        problems.data, data_index, weights, weight_index, init_index, k, cfg.init, uni,
+        reg=cfg.reg_covar, memory_budget=cfg.memory_budget,
+    )
+    return data_index, weight_index, init, n_inits
+
+
 def _fit_best_of_inits(
     problems: Problems,
     prob_idx: torch.Tensor,
@@ -130,16 +157,10 @@ def _fit_best_of_inits(
     ``weight_row`` (len(prob_idx),) selects each problem's row of ``weights``.
     Returns params (len(prob_idx) mixtures), mean log-likelihood and converged flags.
     """
-    n_inits = 1 if k == 1 else cfg.n_inits
     device = problems.data.device
     a = prob_idx.shape[0]
-    data_index = problems.problem_data[prob_idx].repeat_interleave(n_inits)
-    weight_index = weight_row.repeat_interleave(n_inits)
-    init_index = torch.arange(n_inits, device=device).repeat(a)
-    uni = _uniforms(seed, k, n_inits, problems.n_points, cfg.init, device)
-    init = initial_params(
-        problems.data, data_index, weights, weight_index, init_index, k, cfg.init, uni,
-        reg=cfg.reg_covar, memory_budget=cfg.memory_budget,
+    data_index, weight_index, init, n_inits = _inits(
+        problems, prob_idx, weight_row, k, weights, cfg, seed
     )
     res = em_fit(
         problems.data, data_index, weights, weight_index, init,
@@ -154,14 +175,6 @@ def _fit_best_of_inits(
 
 def _n_free_params(k: int, d: int) -> int:
     return (k - 1) + k * d + k * d * (d + 1) // 2
-
-
-# Candidate K values fitted per batched EM call. The machinery fits several (padded mixtures
-# with a component mask), but measured here it is slower: a call runs until its slowest
-# candidate converges and larger K converge far more slowly. It must also stay a constant:
-# padding changes matrix shapes and hence the last bits of BLAS results, and the numbers of a
-# problem must not depend on which other problems share its batch.
-K_PER_CALL = 1
 
 
 def select_components(
@@ -193,89 +206,42 @@ def select_components(
     else:
         min_train = base_count
 
-    k = 1
-    while k <= cfg.max_components:
-        active = searching.nonzero()[:, 0]
-        if active.numel() == 0:
+    # One candidate K per batched EM call: fitting K, K+1, ... together (padded mixtures) was
+    # measured slower, since a call runs until its slowest candidate converges.
+    for k in range(1, cfg.max_components + 1):
+        # a component needs at least 2 (D + 1) points to be estimated at all
+        if k > 1:
+            searching &= min_train >= 2 * k * (d + 1)
+        idx = searching.nonzero()[:, 0]
+        if idx.numel() == 0:
             break
-        ks = list(range(k, min(k + K_PER_CALL, cfg.max_components + 1)))
         if cfg.select == "cv":
-            per_k = _cv_scores(problems, active, ks, train_w, test_w, cfg, seed)
+            score_k, conv = _cv_scores(problems, idx, k, train_w, test_w, cfg, seed)
         else:
-            per_k = _ic_scores(problems, active, ks, base_count, cfg, seed)
-        for kk, (score_k, conv) in zip(ks, per_k, strict=True):
-            # a component needs at least 2 (D + 1) points to be estimated at all
-            ok = searching[active] & (min_train[active] >= 2 * kk * (d + 1))
-            if kk == 1:
-                ok[:] = True
-            searching[active] &= ok
-            idx = active[ok]
-            if idx.numel() == 0:
-                break
-            score_k, conv = score_k[ok], conv[ok]
-            converged[idx] &= conv
-            for i, sc in zip(idx.tolist(), score_k.tolist(), strict=True):
-                scores[i].append(sc)
-            improved = (score_k - best_score[idx] > cfg.threshold) | (kk == 1)
-            best_k[idx] = torch.where(improved, torch.full_like(idx, kk), best_k[idx])
-            best_score[idx] = torch.where(improved, score_k, best_score[idx])
-            bad_steps[idx] = torch.where(improved, torch.zeros_like(idx), bad_steps[idx] + 1)
-            searching[idx] = bad_steps[idx] < cfg.patience
-        k = ks[-1] + 1
+            score_k, conv = _ic_scores(problems, idx, k, base_count, cfg, seed)
+        converged[idx] &= conv
+        for i, sc in zip(idx.tolist(), score_k.tolist(), strict=True):
+            scores[i].append(sc)
+        improved = (score_k - best_score[idx] > cfg.threshold) | (k == 1)
+        best_k[idx] = torch.where(improved, torch.full_like(idx, k), best_k[idx])
+        best_score[idx] = torch.where(improved, score_k, best_score[idx])
+        bad_steps[idx] = torch.where(improved, torch.zeros_like(idx), bad_steps[idx] + 1)
+        searching[idx] = bad_steps[idx] < cfg.patience
     return best_k, converged, scores
-
-
-def _batched_inits(
-    problems: Problems,
-    elem_problem: torch.Tensor,
-    elem_weight_row: torch.Tensor,
-    ks: list[int],
-    weights: torch.Tensor,
-    cfg: GMMFitConfig,
-    seed: int,
-) -> tuple[torch.Tensor, torch.Tensor, GMMParams, torch.Tensor, list[int]]:
-    """Elements (element x candidate K x init) with initial mixtures padded to max(ks).
-
-    Returns data_index, weight_index, padded init params, component mask and, per K, its
-    number of inits.
-    """
-    device = problems.data.device
-    k_max = max(ks)
-    data_idx, weight_idx, inits, masks, n_inits_per_k = [], [], [], [], []
-    e = elem_problem.shape[0]
-    for k in ks:
-        n_inits = 1 if k == 1 else cfg.n_inits
-        di = problems.problem_data[elem_problem].repeat_interleave(n_inits)
-        wi = elem_weight_row.repeat_interleave(n_inits)
-        init_index = torch.arange(n_inits, device=device).repeat(e)
-        uni = _uniforms(seed, k, n_inits, problems.n_points, cfg.init, device)
-        params = initial_params(
-            problems.data, di, weights, wi, init_index, k, cfg.init, uni,
-            reg=cfg.reg_covar, memory_budget=cfg.memory_budget,
-        )
-        data_idx.append(di)
-        weight_idx.append(wi)
-        inits.append(params.pad_to(k_max))
-        masks.append((torch.arange(k_max, device=device) < k).expand(di.shape[0], k_max))
-        n_inits_per_k.append(n_inits)
-    return (
-        torch.cat(data_idx), torch.cat(weight_idx), GMMParams.cat(inits), torch.cat(masks),
-        n_inits_per_k,
-    )
 
 
 def _cv_scores(
     problems: Problems,
     active: torch.Tensor,
-    ks: list[int],
+    k: int,
     train_w: torch.Tensor,
     test_w: torch.Tensor,
     cfg: GMMFitConfig,
     seed: int,
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Cross-validated scores of candidate K values for the active problems.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-validated score of K for the active problems.
 
-    For each K: fold-averaged held-out mean log-likelihood of the best init (A,), and whether
+    Returns the fold-averaged held-out mean log-likelihood of the best init (A,) and whether
     all of that init's fold fits converged (A,).
     """
     device = problems.data.device
@@ -283,49 +249,37 @@ def _cv_scores(
     a = active.shape[0]
     elem_problem = active.repeat_interleave(f)  # (A*F,) problem-major, fold-minor
     elem_row = (problems.problem_base[active][:, None] * f + torch.arange(f, device=device)).reshape(-1)
-    data_index, weight_index, init, mask, n_inits_per_k = _batched_inits(
-        problems, elem_problem, elem_row, ks, train_w, cfg, seed
+    data_index, weight_index, init, n_inits = _inits(
+        problems, elem_problem, elem_row, k, train_w, cfg, seed
     )
     res = em_fit(
         problems.data, data_index, train_w, weight_index, init,
-        reg=cfg.reg_covar, tol=cfg.tol, max_iter=cfg.max_iter,
-        memory_budget=cfg.memory_budget, component_mask=mask,
+        reg=cfg.reg_covar, tol=cfg.tol, max_iter=cfg.max_iter, memory_budget=cfg.memory_budget,
     )
     held = score(problems.data, data_index, test_w, weight_index, res.params, cfg.memory_budget)
-    out = []
-    start = 0
+    held = held.view(a, f, n_inits)
+    best_init = held.mean(1).argmax(-1)  # (A,)
     a_idx = torch.arange(a, device=device)
-    for n_inits in n_inits_per_k:
-        stop = start + a * f * n_inits
-        h = held[start:stop].view(a, f, n_inits)
-        best_init = h.mean(1).argmax(-1)  # (A,)
-        chosen = h[a_idx, :, best_init].mean(1)  # (A,)
-        conv = res.converged[start:stop].view(a, f, n_inits)[a_idx, :, best_init].all(1)
-        out.append((chosen, conv))
-        start = stop
-    return out
+    conv = res.converged.view(a, f, n_inits)[a_idx, :, best_init].all(1)
+    return held[a_idx, :, best_init].mean(1), conv
 
 
 def _ic_scores(
     problems: Problems,
     active: torch.Tensor,
-    ks: list[int],
+    k: int,
     base_count: torch.Tensor,
     cfg: GMMFitConfig,
     seed: int,
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """-AIC/N or -BIC/N (larger is better) of full-data fits for candidate K values."""
-    d = problems.dim
-    out = []
-    for k in ks:
-        _, ll, conv = _fit_best_of_inits(
-            problems, active, k, problems.base_weights, problems.problem_base[active], cfg, seed
-        )
-        n_eff = base_count[active]
-        per_param = torch.log(n_eff) if cfg.select == "bic" else torch.full_like(n_eff, 2.0)
-        ic = -2.0 * ll * n_eff + _n_free_params(k, d) * per_param
-        out.append((-ic / n_eff, conv))
-    return out
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """-AIC/N or -BIC/N (larger is better) of full-data fits with K components."""
+    _, ll, conv = _fit_best_of_inits(
+        problems, active, k, problems.base_weights, problems.problem_base[active], cfg, seed
+    )
+    n_eff = base_count[active]
+    per_param = torch.log(n_eff) if cfg.select == "bic" else torch.full_like(n_eff, 2.0)
+    ic = -2.0 * ll * n_eff + _n_free_params(k, problems.dim) * per_param
+    return -ic / n_eff, conv
 
 
 def fit_problems(
