@@ -90,7 +90,6 @@ def main() -> None:
 
     import distmi
 
-    torch.set_num_threads(1)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference-python", default=str(Path("refvenv/bin/python")))
     parser.add_argument("--cases", nargs="+",
@@ -99,7 +98,10 @@ def main() -> None:
     parser.add_argument("--sweep-reference-pairs", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per side for the N=2000 cases (median reported)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for distmi (the reference always gets one)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     nb = args.n_bootstrap
     print(f"distmi {distmi.__version__}, torch threads {torch.get_num_threads()}, "
           f"bootstrap {nb}, python {sys.version.split()[0]}")
