@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distmi.core.atomic import atomic_write_bytes
 from distmi.core.errors import CorruptDataError, SpecError, StoreError
 
 if TYPE_CHECKING:
@@ -36,15 +36,6 @@ JOB = "job.json"
 TABLE = "attribution.parquet"
 PARTS = "parts"
 FORMAT = "distmi-results"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _sha256(path: Path) -> str:
@@ -97,7 +88,7 @@ class ResultStore:
             self.clear()
         self.parts.mkdir(parents=True, exist_ok=True)
         doc = {"format": FORMAT, "spec_hash": self.spec_hash, **job_doc}
-        _atomic_write(job_file, json.dumps(doc, indent=2, sort_keys=True).encode())
+        atomic_write_bytes(job_file, json.dumps(doc, indent=2, sort_keys=True).encode())
 
     def clear(self) -> None:
         """Remove this folder's result files (only files distmi writes)."""
@@ -149,7 +140,7 @@ class ResultStore:
         meta = {"distmi.spec_hash": self.spec_hash, "distmi.batch_id": batch_id,
                 "distmi.info": json.dumps(info, sort_keys=True)}
         table = table.replace_schema_metadata(meta)
-        _atomic_write(self.parts / f"{key}.parquet", _table_bytes(table))
+        atomic_write_bytes(self.parts / f"{key}.parquet", _table_bytes(table))
 
     def read_parts(self, keys: list[str]) -> pd.DataFrame:
         """Rows of the given parts (in key order)."""
@@ -173,7 +164,7 @@ class ResultStore:
     def commit(self, frame: pd.DataFrame, keys: list[str], provenance: dict[str, Any]) -> dict[str, Any]:
         """Write ``attribution.parquet`` then ``manifest.json`` (last); return the manifest."""
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        _atomic_write(self.path / TABLE, _table_bytes(table))
+        atomic_write_bytes(self.path / TABLE, _table_bytes(table))
         parts = [
             {"path": f"{PARTS}/{k}.parquet", "sha256": _sha256(self.parts / f"{k}.parquet"),
              "rows": pq.read_metadata(self.parts / f"{k}.parquet").num_rows}
@@ -188,7 +179,7 @@ class ResultStore:
             "parts": parts,
             **provenance,
         }
-        _atomic_write(self.path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        atomic_write_bytes(self.path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
         return manifest
 
 

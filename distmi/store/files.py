@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from distmi.core.atomic import atomic_write_bytes
 from distmi.core.errors import CorruptDataError
 
 _CHUNK = 8 * 1024 * 1024
@@ -119,16 +120,6 @@ def check_full(root: Path, rec: FileRecord) -> None:
             f"{rec.sha256[:12]}...; its content changed after capture (corruption or an edit): "
             "restore the file or recapture the dataset."
         )
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old or the new file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def atomic_write_json(path: Path, obj: Any) -> bytes:
