@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import fields
 
 import numpy as np
 import torch
@@ -43,20 +44,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _fit_config(cfg: GMMMIConfig) -> GMMFitConfig:
-    return GMMFitConfig(
-        n_components=cfg.n_components,
-        max_components=cfg.max_components,
-        select=cfg.select,
-        n_folds=cfg.n_folds,
-        n_inits=cfg.n_inits,
-        init=cfg.init,
-        threshold=cfg.threshold,
-        patience=cfg.patience,
-        reg_covar=cfg.reg_covar,
-        tol=cfg.tol,
-        max_iter=cfg.max_iter,
-        memory_budget=cfg.memory_budget,
-    )
+    """The numerical subset of the user-facing settings that the fitting kernels need."""
+    return GMMFitConfig(**{f.name: getattr(cfg, f.name) for f in fields(GMMFitConfig)})
 
 
 def standardise(data: np.ndarray) -> np.ndarray:
