@@ -10,8 +10,17 @@ import pytest
 import distmi
 from distmi.core.errors import InvalidInputError, InvalidParameterError, TooFewSamplesError
 from distmi.estimators.ksg import KSG, kl_entropy
+from distmi.kernels.knn import count_sorted
+from distmi.kernels.knn_compiled import ksg_counts_1d
 from distmi.kernels.knn_grid import grid_knn_1d
-from distmi.kernels.ksg_mi import ksg_1d_batch, ksg_batch, mixed_1d_batch, mixed_batch
+from distmi.kernels.ksg_mi import (
+    ksg_1d_batch,
+    ksg_1d_compiled,
+    ksg_batch,
+    ksg_from_counts,
+    mixed_1d_batch,
+    mixed_batch,
+)
 
 
 def _brute_radii(xs: np.ndarray, ys: np.ndarray, k: int):
@@ -71,11 +80,85 @@ def test_grid_radii_exact_for_any_layout(window: int, column: int) -> None:
     assert np.array_equal(got.eps, _brute_radii(got.xs, got.ys, 3)[0])
 
 
+def _brute_counts(x: np.ndarray, y: np.ndarray, k: int, algorithm: int):
+    """KSG counts from brute-force radii, per point in x-sorted order (B, n) -> two (B, n)."""
+    order = np.argsort(x, axis=1)
+    xs = np.take_along_axis(x, order, 1)
+    ys = np.take_along_axis(y, order, 1)
+    eps, eps_x, eps_y = _brute_radii(xs, ys, k)
+    ys_sorted = np.sort(ys, axis=1)
+    if algorithm == 1:
+        return (count_sorted(xs, xs, eps, strict=True),
+                count_sorted(ys_sorted, ys, eps, strict=True))
+    return (count_sorted(xs, xs, eps_x, strict=False),
+            count_sorted(ys_sorted, ys, eps_y, strict=False))
+
+
+@pytest.mark.parametrize(
+    "kind", ["independent", "rho0.9", "rho0.9999", "skewed", "heavy", "ring", "ties"]
+)
+@pytest.mark.parametrize("k", [1, 3, 6])
+@pytest.mark.parametrize("algorithm", [1, 2])
+def test_compiled_counts_are_exact(kind: str, k: int, algorithm: int) -> None:
+    x, y = _samples(kind, np.random.default_rng(10 * k + algorithm), 3, 300)
+    n_x, n_y = ksg_counts_1d(x, y, k, algorithm)
+    ref_x, ref_y = _brute_counts(x, y, k, algorithm)
+    assert np.array_equal(n_x, ref_x)
+    assert np.array_equal(n_y, ref_y)
+
+
+@pytest.mark.parametrize("column", [1, 2, 3, 7, 64, 300])
+def test_compiled_counts_exact_for_any_column_size(column: int) -> None:
+    """The column size changes speed only: one-point columns, one column, a ragged last one."""
+    x, y = _samples("rho0.9", np.random.default_rng(column), 2, 300)
+    for algorithm in (1, 2):
+        got = ksg_counts_1d(x, y, 3, algorithm, column_size=column)
+        ref = _brute_counts(x, y, 3, algorithm)
+        assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
+
+
+def test_compiled_handles_duplicates_and_tiny_samples() -> None:
+    """Exact duplicate points (eps = 0) and n = k + 1 follow the same tie rule as brute force.
+
+    With tied distances "the k neighbours" of KSG-2 is ambiguous; the compiled kernel takes the
+    marginal radii over every point within eps_i, ties included."""
+    rng = np.random.default_rng(12)
+    x = np.round(rng.normal(size=(2, 40)), 0)
+    y = np.round(rng.normal(size=(2, 40)), 0)
+    got = ksg_counts_1d(x, y, 2, 1)
+    ref = _brute_counts(x, y, 2, 1)
+    assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
+    order = np.argsort(x, axis=1)
+    xs, ys = np.take_along_axis(x, order, 1), np.take_along_axis(y, order, 1)
+    eps = _brute_radii(xs, ys, 2)[0]
+    dx = np.abs(xs[:, :, None] - xs[:, None, :])
+    dy = np.abs(ys[:, :, None] - ys[:, None, :])
+    within = (np.maximum(dx, dy) <= eps[..., None]) & ~np.eye(40, dtype=bool)
+    eps_x, eps_y = (np.where(within, d, 0.0).max(-1) for d in (dx, dy))
+    got = ksg_counts_1d(x, y, 2, 2)
+    assert np.array_equal(got[0], count_sorted(xs, xs, eps_x, strict=False))
+    assert np.array_equal(got[1], count_sorted(np.sort(ys, axis=1), ys, eps_y, strict=False))
+    tiny_x, tiny_y = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    got = ksg_counts_1d(tiny_x, tiny_y, 3, 1)
+    ref = _brute_counts(tiny_x, tiny_y, 3, 1)
+    assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
+
+
+def test_compiled_rows_do_not_depend_on_the_batch() -> None:
+    x, y = _samples("skewed", np.random.default_rng(13), 5, 500)
+    whole = ksg_1d_compiled(x, y, 3)
+    alone = np.array([ksg_1d_compiled(x[i : i + 1], y[i : i + 1], 3)[0] for i in range(5)])
+    assert np.array_equal(whole, alone)
+
+
 @pytest.mark.parametrize("algorithm", [1, 2])
 def test_backends_agree(algorithm: int) -> None:
     x, y = _samples("skewed", np.random.default_rng(2), 3, 400)
     grid = ksg_1d_batch(x, y, 4, algorithm)[0]
+    compiled = ksg_from_counts(*ksg_counts_1d(x, y, 4, algorithm), 4, algorithm)
+    np.testing.assert_allclose(compiled, ksg_1d_compiled(x, y, 4, algorithm), rtol=0, atol=0)
     tree = ksg_batch(x[..., None], y[..., None], 4, algorithm, "kdtree")
+    np.testing.assert_allclose(grid, compiled, rtol=0, atol=1e-12)
     brute = ksg_batch(x[..., None], y[..., None], 4, algorithm, "brute", memory_budget=2e6)
     np.testing.assert_allclose(grid, tree, rtol=0, atol=1e-12)
     np.testing.assert_allclose(grid, brute, rtol=0, atol=1e-12)

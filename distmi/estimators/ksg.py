@@ -3,8 +3,9 @@
 - Continuous X and Y of any dimension: Kraskov-Stoegbauer-Grassberger algorithm 1 or 2
   (see :mod:`distmi.kernels.ksg_mi`).
 - Continuous X and class labels Y: Ross (2014)'s nearest-neighbour estimator.
-- Many 1-D pairs or 1-D slices: one batched exact grid search (:mod:`distmi.kernels.knn_grid`);
-  other shapes: a k-d tree per problem, or batched brute force (``backend="brute"``, also on
+- Many 1-D pairs or 1-D slices: the compiled exact column search
+  (:mod:`distmi.kernels.knn_compiled`, numba), or the vectorised numpy grid search
+  (:mod:`distmi.kernels.knn_grid`, ``backend="grid"``) where numba is missing; other shapes: a k-d tree per problem, or batched brute force (``backend="brute"``, also on
   CUDA).
 
 Error bars come from half-sampling (:mod:`distmi.estimators.ksg_config`). KSG is nearly
@@ -42,19 +43,36 @@ def solve_1d(px: np.ndarray, py: np.ndarray, config: KSGConfig, discrete_y: bool
     that many threads (numpy releases the GIL inside its kernels). Each row's value does not
     depend on the blocking.
     """
-    from distmi.kernels.ksg_mi import ksg_1d_batch, ksg_batch, mixed_1d_batch, mixed_batch
+    from distmi.kernels.knn_compiled import HAVE_NUMBA
+    from distmi.kernels.ksg_mi import (
+        ksg_1d_batch,
+        ksg_1d_compiled,
+        ksg_batch,
+        mixed_1d_batch,
+        mixed_batch,
+    )
 
     b, n = px.shape
     backend = config.backend
     if backend == "auto":
-        backend = "grid" if config.device == "cpu" else "brute"
+        if config.device != "cpu":
+            backend = "brute"
+        else:
+            backend = "compiled" if HAVE_NUMBA else "grid"
+    if backend == "compiled" and not HAVE_NUMBA:
+        raise InvalidParameterError(
+            "backend='compiled' needs numba, which is not installed; install it "
+            "(pip install numba) or use backend='grid'."
+        )
 
     def block(sl: slice) -> np.ndarray:
         if discrete_y:
-            if backend == "grid":
+            if backend in ("grid", "compiled"):  # Ross 1-D: a vectorised O(k n) scan
                 return mixed_1d_batch(px[sl], py[sl], config.k)
             return mixed_batch(px[sl, :, None], py[sl], config.k, backend, config.device,
                                config.workers, config.memory_budget)
+        if backend == "compiled":
+            return ksg_1d_compiled(px[sl], py[sl], config.k, config.algorithm)
         if backend == "grid":
             return ksg_1d_batch(px[sl], py[sl], config.k, config.algorithm)[0]
         return ksg_batch(px[sl, :, None], py[sl, :, None], config.k, config.algorithm, backend,
@@ -76,9 +94,9 @@ def solve_nd(x: np.ndarray, y: np.ndarray, config: KSGConfig, discrete_y: bool) 
     """KSG (or Ross) of G problems of any dimension; x (G, n, dx), y (G, n, dy) or (G, n)."""
     from distmi.kernels.ksg_mi import ksg_batch, mixed_batch
 
-    if config.backend == "grid":
+    if config.backend in ("grid", "compiled"):
         raise InvalidParameterError(
-            f"backend='grid' handles 1-D x and 1-D y (or labels) only, got x with "
+            f"backend='{config.backend}' handles 1-D x and 1-D y (or labels) only, got x with "
             f"{x.shape[2]} columns; use backend='auto', 'kdtree' or 'brute'."
         )
     backend = config.backend

@@ -40,7 +40,7 @@ class KSGConfig(BaseModel):
     k: int = Field(3, ge=1, description="neighbours (KSG's k)")
     algorithm: Literal[1, 2] = Field(1, description="Kraskov algorithm 1 or 2")
     jitter: float = Field(1e-10, ge=0.0, le=1e-3, description="noise in standard deviations")
-    backend: Literal["auto", "grid", "kdtree", "brute"] = "auto"
+    backend: Literal["auto", "compiled", "grid", "kdtree", "brute"] = "auto"
     device: str = "cpu"
     workers: int = Field(1, ge=-1, description="k-d tree query threads (-1: all cores)")
     n_jobs: int = Field(1, ge=1, le=256, description="threads for batched 1-D problems")

@@ -54,7 +54,7 @@ class SlicedConfig(BaseModel):
     k: int = Field(3, ge=1, description="KSG neighbours")
     algorithm: Literal[1, 2] = 1
     jitter: float = Field(1e-10, ge=0.0, le=1e-3)
-    backend: Literal["auto", "grid", "kdtree", "brute"] = "auto"
+    backend: Literal["auto", "compiled", "grid", "kdtree", "brute"] = "auto"
     device: str = "cpu"
     n_jobs: int = Field(1, ge=1, le=256, description="threads for the KSG base")
     n_permutations: int = Field(1, ge=0, description="shuffles of y for the null value")
