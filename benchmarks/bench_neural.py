@@ -49,7 +49,11 @@ def main() -> None:
     ap.add_argument("--hidden", default="32,32")
     ap.add_argument("--subset", type=int, default=30, help="pairs run one at a time")
     ap.add_argument("--rounds", type=int, default=2, help="alternating timing rounds")
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads of the grouped run")
+    ap.add_argument("--baseline-threads", type=int, default=1,
+                    help="torch threads of the one-at-a-time run (1, its fastest setting here: "
+                         "a single small critic is bound by per-operation overhead)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     ap.add_argument("--fixed-steps", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args()
@@ -63,7 +67,8 @@ def main() -> None:
     if args.fixed_steps:
         kw["patience"] = args.steps + 1  # never stop early
     print(f"distmi {distmi.__version__}, torch {torch.__version__}, {platform.processor()}, "
-          f"torch threads {torch.get_num_threads()}, device {args.device}")
+          f"torch threads: grouped {args.threads}, one at a time {args.baseline_threads}, "
+          f"device {args.device}")
     print(f"{len(pairs)} scalar pairs, n={args.n}, method={args.method}, "
           f"batch_size={args.batch_size}, hidden={hidden}, max_steps={args.steps}, "
           f"early stopping {'off' if args.fixed_steps else 'on'}")
@@ -76,9 +81,11 @@ def main() -> None:
     t_grouped = t_subset = 0.0
     alone = []
     for part in np.array_split(subset, args.rounds):
+        torch.set_num_threads(args.threads)
         t0 = time.perf_counter()
         grouped = distmi.pairwise_mi(X, Y, pairs=pairs, **kw)
         t_g = time.perf_counter() - t0
+        torch.set_num_threads(args.baseline_threads)
         t0 = time.perf_counter()
         alone += [distmi.mutual_information(X[:, pairs[k][0]], Y[:, pairs[k][1]], **kw)
                   for k in part]

@@ -38,7 +38,10 @@ from distmi.core.validation import (
 from distmi.estimators.registry import MethodSpec
 
 BOUNDS = ("mine", "nwj", "infonce", "smile")
-_GROUP_BUDGET = 1 << 25  # elements of the largest training activation of one group
+# Elements of the largest training activation of one group. On a GPU, bigger groups fill the
+# device; on a CPU a group whose activations stay near the cache size trains fastest (measured:
+# 600 scalar pairs with (32, 32) critics run 1.2-1.3x faster as groups of ~150-300 than as one).
+_GROUP_BUDGET = {"cpu": 1 << 21, "cuda": 1 << 25}
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,8 @@ def _run(
                       s.patience, s.smoothing, s.min_delta, s.ema_alpha, s.clip,
                       min(s.n_negatives, test_rows.size - 1))
     rows = s.batch_size * (s.batch_size if s.bound == "infonce" and s.critic == "concat" else 2)
-    group = s.group_size or max(1, _GROUP_BUDGET // (rows * max(*s.hidden, s.embed_dim)))
+    budget = _GROUP_BUDGET["cuda" if str(device).startswith("cuda") else "cpu"]
+    group = s.group_size or max(1, budget // (rows * max(*s.hidden, s.embed_dim)))
     xv = torch.as_tensor(x_vars, dtype=dtype, device=device)
     yv = torch.as_tensor(y_vars, dtype=dtype, device=device)
     init = init_flat(spec, derive_seed(seed, "neural", "critic_init"))

@@ -4,7 +4,8 @@ base estimator on every slice as one batch.
 Base estimators (all in nats):
 
 - ``ksg``: KSG algorithm 1/2 on each standardised, jittered projection (Ross 2014 for labels);
-  1-D slices use the batched exact grid kernel, k-dimensional slices a k-d tree per slice.
+  1-D slices use the batched exact 1-D/1-D KSG kernel (compiled, or numpy without numba),
+  k-dimensional slices a k-d tree per slice.
 - ``gaussian``: the closed form 1/2 log(det S_x det S_y / det S) of each slice's covariance
   (class-conditional Gaussian entropies for labels).
 - ``gmm``: GMM-MI's batched ``estimate_pairs`` on the (n, m) projected matrices (1-D slices).

@@ -10,6 +10,7 @@ Per step, for the active pairs (P' <= P):
     x_b = X[x_index, rows_t], y_b = Y[y_index, rows_t]                 # (P', B, d)
     objective_p = bound-specific training objective (see below)        # (P',)
     g = d(sum_p objective_p)/d(theta)                                  # (P', D), rows independent
+        (written-out backpropagation, :mod:`distmi.kernels.critic_backprop`)
     Adam (Kingma & Ba 2015, Alg. 1) on each row of theta, skipped for frozen rows.
 
 Training objectives: mine, MINE's bias-corrected DV gradient (:func:`bounds.mine_surrogate`);
@@ -39,14 +40,12 @@ import torch
 
 from distmi.core.results import percentile_interval
 from distmi.kernels import bounds
-from distmi.kernels.critics import (
-    CriticSpec,
-    joint_and_marginal_scores,
-    paired_scores,
-    score_matrix,
-)
+from distmi.kernels.critic_backprop import Workspace, objective_and_grad, paired_scores_reusing
+from distmi.kernels.critics import CriticSpec, score_matrix
 
-_EVAL_BUDGET = 1 << 24  # largest activation tensor (elements) built during evaluation
+_EVAL_BUDGET = 1 << 20  # largest activation tensor (elements) built during evaluation: 4 MB
+# in float32, small enough that the allocator reuses it (a fresh 20-60 MB tensor costs a page
+# fault per 4 kB, which on a VM made evaluation slower than training)
 _MONITOR_ROWS = 8192  # held-out rows scored for early stopping (the estimate uses all of them)
 
 
@@ -131,7 +130,7 @@ def train_grouped(
 
     slot_pair = torch.arange(n_pairs, device=dev)  # working slot -> original pair
     xi, yj = data.x_index.to(dev), data.y_index.to(dev)
-    theta = init.to(device=dev, dtype=dtype).expand(n_pairs, -1).clone().requires_grad_(True)
+    theta = init.to(device=dev, dtype=dtype).expand(n_pairs, -1).clone()
     adam_m = torch.zeros_like(theta, requires_grad=False)
     adam_v = torch.zeros_like(adam_m)
     alive = torch.ones(n_pairs, dtype=torch.bool, device=dev)
@@ -141,6 +140,7 @@ def train_grouped(
     best = torch.full((n_pairs,), -math.inf, dtype=dtype, device=dev)
     wait = torch.zeros(n_pairs, dtype=torch.int64, device=dev)
 
+    workspace = Workspace()
     step = 0
     while slot_pair.numel() and step < cfg.max_steps:
         chunk = min(cfg.eval_every, cfg.max_steps - step)
@@ -150,8 +150,9 @@ def train_grouped(
             step += 1
             xb = data.x_vars[xi[:, None], rows_t[k][None, :]]  # (P', B, dx)
             yb = data.y_vars[yj[:, None], rows_t[k][None, :]]  # (P', B, dy)
-            objective, log_ema = _objective(spec, cfg, theta, xb, yb, log_ema, step == 1)
-            (grad,) = torch.autograd.grad(objective.sum(), theta)
+            objective, grad, log_ema = objective_and_grad(
+                spec, cfg.bound, theta, xb, yb, log_ema, step == 1, cfg.ema_alpha, workspace
+            )
             with torch.no_grad():
                 finite = torch.isfinite(objective) & torch.isfinite(grad.sum(dim=1))
                 dead_at = torch.where(alive & ~finite, step, dead_at)
@@ -159,7 +160,7 @@ def train_grouped(
                 _adam_step(cfg, theta, grad, adam_m, adam_v, alive, step)
 
         with torch.no_grad():
-            a, b = heldout.terms(theta.detach(), xi, yj, n_rows=heldout.n_monitor)
+            a, b = heldout.terms(theta, xi, yj, n_rows=heldout.n_monitor)
             v = heldout.point(a, b)  # (P',)
             newly_dead = alive & ~torch.isfinite(v)
             dead_at = torch.where(newly_dead, step, dead_at)
@@ -171,7 +172,7 @@ def train_grouped(
             done = ~alive | (wait >= cfg.patience) | (step >= cfg.max_steps)
             if bool(done.any()):
                 idx = torch.nonzero(done).squeeze(1)
-                a_fin, b_fin = heldout.terms(theta.detach()[idx], xi[idx], yj[idx],
+                a_fin, b_fin = heldout.terms(theta[idx], xi[idx], yj[idx],
                                              cfg.n_negatives)
                 out.record(
                     heldout, slot_pair[idx], a_fin, b_fin, smooth[idx], dead_at[idx],
@@ -179,32 +180,11 @@ def train_grouped(
                 )
                 keep = torch.nonzero(~done).squeeze(1)
                 slot_pair, xi, yj = slot_pair[keep], xi[keep], yj[keep]
-                theta = theta.detach()[keep].requires_grad_(True)
+                theta = theta[keep]
                 adam_m, adam_v = adam_m[keep], adam_v[keep]
                 alive, dead_at, log_ema = alive[keep], dead_at[keep], log_ema[keep]
                 smooth, best, wait = smooth[keep], best[keep], wait[keep]
     return out.finish(heldout.n_used)
-
-
-def _objective(
-    spec: CriticSpec,
-    cfg: TrainConfig,
-    theta: torch.Tensor,
-    xb: torch.Tensor,
-    yb: torch.Tensor,
-    log_ema: torch.Tensor,
-    first: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training objective to maximise per pair (P',) and the updated MINE average."""
-    if cfg.bound == "infonce":
-        return bounds.infonce_value(score_matrix(spec, theta, xb, yb)), log_ema
-    t_joint, t_marg = joint_and_marginal_scores(spec, theta, xb, yb)  # (P', B) each
-    if cfg.bound == "mine":
-        log_ema = bounds.update_log_ema(log_ema, t_marg, cfg.ema_alpha, first)
-        return bounds.mine_surrogate(t_joint, t_marg, log_ema), log_ema
-    if cfg.bound == "nwj":
-        return bounds.nwj_value(t_joint, t_marg), log_ema
-    return bounds.js_value(t_joint, t_marg), log_ema  # smile: JS-trained critic
 
 
 def _adam_step(
@@ -243,6 +223,7 @@ class _HeldOut:
         n_bootstrap: int,
     ) -> None:
         self.spec, self.cfg = spec, cfg
+        self.workspace = Workspace()  # activation buffers shared by all evaluation chunks
         rows = data.test_rows
         if cfg.bound == "infonce":  # whole blocks of B rows; InfoNCE is defined per batch
             rows = rows[: (rows.size // cfg.batch_size) * cfg.batch_size]
@@ -295,10 +276,11 @@ class _HeldOut:
                 if infonce:
                     a[ps, rs] = self._infonce_rows(theta[ps], x, y)
                     continue
-                a[ps, rs] = paired_scores(self.spec, theta[ps], x, y)
+                a[ps, rs] = paired_scores_reusing(self.spec, theta[ps], x, y, self.workspace)
                 t_marg = torch.stack([
-                    paired_scores(self.spec, theta[ps], x,
-                                  self.y[:, (arange[rs] + k) % n][yj[ps]])
+                    paired_scores_reusing(self.spec, theta[ps], x,
+                                          self.y[:, (arange[rs] + k) % n][yj[ps]],
+                                          self.workspace)
                     for k in range(1, n_negatives + 1)
                 ], dim=2)  # (pc, r, K)
                 b[ps, rs] = bounds.heldout_marginal_rows(self.cfg.bound, t_marg, self.cfg.clip)
