@@ -24,6 +24,7 @@ from distmi.core.errors import (
 )
 from distmi.estimators.neural import NeuralMI, resolve_params
 from distmi.kernels import bounds
+from distmi.kernels.critic_backprop import Workspace, objective_and_grad
 from distmi.kernels.critics import (
     CriticSpec,
     init_flat,
@@ -31,7 +32,6 @@ from distmi.kernels.critics import (
     paired_scores,
     score_matrix,
 )
-from distmi.kernels.critic_backprop import Workspace, objective_and_grad
 from distmi.kernels.grouped_training import TrainConfig, _adam_step
 
 BOUNDS = ("mine", "nwj", "infonce", "smile")

@@ -210,8 +210,11 @@ def _run(
                       s.patience, s.smoothing, s.min_delta, s.ema_alpha, s.clip,
                       min(s.n_negatives, test_rows.size - 1))
     rows = s.batch_size * (s.batch_size if s.bound == "infonce" and s.critic == "concat" else 2)
+    per_pair = rows * max(*s.hidden, s.embed_dim)  # largest activation of one pair
+    if s.bound == "infonce":  # and its B x B score matrix
+        per_pair = max(per_pair, s.batch_size * s.batch_size)
     budget = _GROUP_BUDGET["cuda" if str(device).startswith("cuda") else "cpu"]
-    group = s.group_size or max(1, budget // (rows * max(*s.hidden, s.embed_dim)))
+    group = s.group_size or max(1, budget // per_pair)
     xv = torch.as_tensor(x_vars, dtype=dtype, device=device)
     yv = torch.as_tensor(y_vars, dtype=dtype, device=device)
     init = init_flat(spec, derive_seed(seed, "neural", "critic_init"))

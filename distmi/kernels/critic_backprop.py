@@ -26,6 +26,7 @@ float64).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -245,10 +246,12 @@ def _infonce_value_and_grad(scores: torch.Tensor, ws: Workspace | None
     """
     b = scores.shape[1]
     with torch.no_grad():
-        objective = bounds.infonce_value(scores)
-        lse = torch.logsumexp(scores, dim=2, keepdim=True)
-        d_scores = torch.sub(scores, lse, out=_new(ws, "dS", scores.shape, scores)).exp_()
-        d_scores.neg_()
+        top = scores.amax(dim=2, keepdim=True)  # (P, B, 1), for a stable log-sum-exp
+        d_scores = torch.sub(scores, top, out=_new(ws, "dS", scores.shape, scores)).exp_()
+        total = d_scores.sum(dim=2, keepdim=True)
+        log_mean = (top + total.log()).squeeze(2) - math.log(b)  # log 1/B sum_j e^S_ij
+        objective = (torch.diagonal(scores, dim1=1, dim2=2) - log_mean).mean(dim=1)
+        d_scores.div_(total).neg_()  # -softmax
         torch.diagonal(d_scores, dim1=1, dim2=2).add_(1.0)
         d_scores.div_(b)
     return objective, d_scores
