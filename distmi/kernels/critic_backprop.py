@@ -17,10 +17,12 @@ tanh' = 1 - h^2, elu' = 1 if h > 0 else h + 1 (alpha = 1). Layers of fan-in <= 4
 layer of a scalar pair) and of fan-out 1 (the score layer) are broadcast multiply-adds and
 reductions instead of GEMMs with a degenerate dimension, which run at a few percent of peak.
 
-The bound's objective is a cheap function of the (P, M) scores; its gradient with respect to
-the scores comes from autograd on those small tensors (:func:`objective_and_grad`), then flows
-through the critics by hand into one flat (P, D) gradient laid out like the parameters. The
-result equals autograd on the whole graph up to floating-point rounding (tested to 1e-10 in
+The bound's objective is a cheap function of the (P, 2B) scores; its gradient with respect to
+the scores comes from autograd on those small tensors (InfoNCE's (P, B, B) score matrix gets
+the written-out dI/dS = (I - softmax(S)) / B), then flows through the critics by hand into one
+flat (P, D) gradient laid out like the parameters (:func:`objective_and_grad`). Large per-step
+tensors live in a :class:`Workspace` reused from step to step. The
+result equals autograd on the whole graph up to floating-point rounding (tested to 1e-12 in
 float64).
 """
 
