@@ -278,7 +278,8 @@ def objective_and_grad(
             ``"nwj"``, ``"smile"`` (the Jensen-Shannon objective) or ``"infonce"``.
         ws: buffers reused across calls (see :class:`Workspace`); ``None`` allocates.
     Returns:
-        objective (P,), gradient (P, D), updated ``log_ema`` (P,).
+        objective (P,), gradient (P, D) (a workspace buffer when ``ws`` is given: valid until
+        the next call), updated ``log_ema`` (P,).
     """
     theta = theta.detach()
     mode = "matrix" if bound == "infonce" else "pairs"
@@ -299,7 +300,7 @@ def objective_and_grad(
             else:
                 objective = bounds.js_value(t_joint, t_marg)
             (d_scores,) = torch.autograd.grad(objective.sum(), leaf)
-    grad = torch.empty_like(theta)
+    grad = _new(ws, "grad", tuple(theta.shape), theta)
     with torch.no_grad():
         backward(d_scores, grad)
     return objective.detach(), grad, log_ema.detach()

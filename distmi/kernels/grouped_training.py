@@ -157,7 +157,8 @@ def train_grouped(
                 finite = torch.isfinite(objective) & torch.isfinite(grad.sum(dim=1))
                 dead_at = torch.where(alive & ~finite, step, dead_at)
                 alive = alive & finite
-                _adam_step(cfg, theta, grad, adam_m, adam_v, alive, step)
+                _adam_step(cfg, theta, grad, adam_m, adam_v, alive, step,
+                           workspace.get("adam", tuple(theta.shape), theta))
 
         with torch.no_grad():
             a, b = heldout.terms(theta, xi, yj, n_rows=heldout.n_monitor)
@@ -195,20 +196,25 @@ def _adam_step(
     v: torch.Tensor,
     alive: torch.Tensor,
     step: int,
+    scratch: torch.Tensor | None = None,
 ) -> None:
     """One Adam ascent step on every alive row of theta (P', D), in place.
 
     All active rows started together, so they share the step count t used in the bias
-    corrections; frozen rows keep their parameters (their moments are irrelevant).
+    corrections; frozen rows keep their parameters (their moments are irrelevant). ``grad`` is
+    overwritten (its frozen rows zeroed); ``scratch`` (P', D), if given, holds the denominator
+    instead of a fresh tensor per step.
     """
-    g = torch.where(alive[:, None], grad, 0.0)
+    frozen = ~alive[:, None]
+    g = grad.masked_fill_(frozen, 0.0)  # also clears non-finite gradients of frozen rows
     m.mul_(cfg.beta1).add_(g, alpha=1.0 - cfg.beta1)
     v.mul_(cfg.beta2).addcmul_(g, g, value=1.0 - cfg.beta2)
     bias1 = 1.0 - cfg.beta1**step
     bias2 = 1.0 - cfg.beta2**step
-    denom = (v.sqrt() / math.sqrt(bias2)).add_(cfg.adam_eps)
-    update = (m / denom).mul_(alive[:, None])
-    theta.add_(update, alpha=cfg.learning_rate / bias1)  # ascent: maximise the bound
+    denom = torch.sqrt(v, out=scratch) if scratch is not None else v.sqrt()
+    denom.div_(math.sqrt(bias2)).add_(cfg.adam_eps)
+    denom.masked_fill_(frozen, math.inf)  # m / inf = 0: frozen rows do not move
+    theta.addcdiv_(m, denom, value=cfg.learning_rate / bias1)  # ascent: maximise the bound
 
 
 class _HeldOut:
