@@ -81,6 +81,13 @@ def _less_equal(a: float, v: float) -> int:
 
 
 @_jit
+def _below(a: float, v: float, inclusive: int) -> int:
+    """``_less_equal(a, v)`` if ``inclusive`` else ``_less(a, v)``, as arithmetic (no branch)."""
+    strict = _less(a, v)
+    return strict + inclusive * (_less_equal(a, v) - strict)
+
+
+@_jit
 def _lower_bound(a: np.ndarray, lo: int, hi: int, v: float) -> int:
     """First index in [lo, hi) with a[index] >= v (hi if none); a ascending, branch-free."""
     size = hi - lo
@@ -103,36 +110,25 @@ def _interval_counts(xs: np.ndarray, ys: np.ndarray, xi: float, rx: float, yi: f
     so interleaving lets the processor overlap them (about 4x faster than one after another).
     """
     n = xs.size
+    hi_incl = 1 if closed else 0  # closed: #(a <= hi) - #(a < lo); open: #(a < hi) - #(a <= lo)
+    lo_incl = 1 - hi_incl
     x_hi = x_lo = y_hi = y_lo = 0  # number of entries below each bound
     v1 = xi + rx
     v2 = xi - rx
     v3 = yi + ry
     v4 = yi - ry
     size = n
-    if closed:  # count = #(a <= hi) - #(a < lo)
-        while size > 1:
-            half = size >> 1
-            x_hi += half & -_less_equal(xs[x_hi + half], v1)
-            x_lo += half & -_less(xs[x_lo + half], v2)
-            y_hi += half & -_less_equal(ys[y_hi + half], v3)
-            y_lo += half & -_less(ys[y_lo + half], v4)
-            size -= half
-        x_hi += _less_equal(xs[x_hi], v1)
-        x_lo += _less(xs[x_lo], v2)
-        y_hi += _less_equal(ys[y_hi], v3)
-        y_lo += _less(ys[y_lo], v4)
-    else:  # count = #(a < hi) - #(a <= lo)
-        while size > 1:
-            half = size >> 1
-            x_hi += half & -_less(xs[x_hi + half], v1)
-            x_lo += half & -_less_equal(xs[x_lo + half], v2)
-            y_hi += half & -_less(ys[y_hi + half], v3)
-            y_lo += half & -_less_equal(ys[y_lo + half], v4)
-            size -= half
-        x_hi += _less(xs[x_hi], v1)
-        x_lo += _less_equal(xs[x_lo], v2)
-        y_hi += _less(ys[y_hi], v3)
-        y_lo += _less_equal(ys[y_lo], v4)
+    while size > 1:
+        half = size >> 1
+        x_hi += half & -_below(xs[x_hi + half], v1, hi_incl)
+        x_lo += half & -_below(xs[x_lo + half], v2, lo_incl)
+        y_hi += half & -_below(ys[y_hi + half], v3, hi_incl)
+        y_lo += half & -_below(ys[y_lo + half], v4, lo_incl)
+        size -= half
+    x_hi += _below(xs[x_hi], v1, hi_incl)
+    x_lo += _below(xs[x_lo], v2, lo_incl)
+    y_hi += _below(ys[y_hi], v3, hi_incl)
+    y_lo += _below(ys[y_lo], v4, lo_incl)
     return x_hi - x_lo, y_hi - y_lo
 
 
