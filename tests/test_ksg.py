@@ -318,11 +318,33 @@ def test_bad_input_messages() -> None:
     with pytest.raises(InvalidParameterError, match="backend='grid' handles 1-D"):
         distmi.mutual_information(np.c_[x, x**2], x[::-1], method="ksg", backend="grid",
                                   n_bootstrap=0)
+    with pytest.raises(InvalidParameterError, match="backend='compiled' handles 1-D"):
+        distmi.mutual_information(np.c_[x, x**2], x[::-1], method="ksg", backend="compiled",
+                                  n_bootstrap=0)
+    with pytest.raises(ValueError, match="need 1 <= k < n"):
+        ksg_counts_1d(x.T, x.T, 10)
     with pytest.raises(InvalidInputError, match="empty"):
         distmi.mutual_information(np.empty((10, 0)), x, method="ksg")
     with pytest.raises(TooFewSamplesError, match="every class has a single sample"):
         distmi.mutual_information(x[:4], np.arange(4), method="ksg", discrete_y=True,
                                   k=1, n_bootstrap=0)
+
+
+def test_backend_choice_and_fallback_without_numba(monkeypatch) -> None:
+    """'auto' takes the compiled kernel; without numba it falls back to the numpy grid kernel
+    (same number), and asking for 'compiled' says how to fix it."""
+    import distmi.kernels.knn_compiled as compiled
+
+    rng = np.random.default_rng(16)
+    x = rng.normal(size=500)
+    y = 0.5 * x + rng.normal(size=500)
+    kw = dict(method="ksg", n_bootstrap=0)
+    auto = distmi.mutual_information(x, y, **kw).value
+    assert auto == distmi.mutual_information(x, y, backend="compiled", **kw).value
+    monkeypatch.setattr(compiled, "HAVE_NUMBA", False)
+    assert abs(distmi.mutual_information(x, y, **kw).value - auto) < 1e-12
+    with pytest.raises(InvalidParameterError, match=r"needs numba.*backend='grid'"):
+        distmi.mutual_information(x, y, backend="compiled", **kw)
 
 
 @pytest.mark.gpu
