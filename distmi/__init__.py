@@ -11,14 +11,13 @@ Quick start::
 
 from __future__ import annotations
 
-from typing import Any
-
 from distmi.api import mutual_information, pairwise_mi
 from distmi.core import (
     DistmiError,
     MIResult,
     derive_seed,
 )
+from distmi.core.lazy import lazy_getattr
 from distmi.estimators.registry import MethodSpec, available_methods, register_method
 
 __version__ = "0.1.0"
@@ -47,13 +46,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'distmi' has no attribute {name!r}")
-    import importlib
-
-    module_name, attr = target.split(":")
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("distmi", _LAZY, globals())

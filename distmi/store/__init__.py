@@ -12,8 +12,7 @@ import torch when called.
 
 from __future__ import annotations
 
-from typing import Any
-
+from distmi.core.lazy import lazy_getattr
 from distmi.store.importing import write_dataset
 from distmi.store.manifest import LayerMeta
 from distmi.store.reader import ActivationDataset, open_dataset
@@ -42,13 +41,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'distmi.store' has no attribute {name!r}")
-    import importlib
-
-    module_name, attr = target.split(":")
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("distmi.store", _LAZY, globals())
