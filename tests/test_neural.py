@@ -24,7 +24,7 @@ from distmi.core.errors import (
 )
 from distmi.estimators.neural import NeuralMI, resolve_params
 from distmi.kernels import bounds
-from distmi.kernels.critic_backprop import Workspace, objective_and_grad
+from distmi.kernels.critic_backprop import objective_and_grad
 from distmi.kernels.critics import (
     CriticSpec,
     init_flat,
@@ -33,6 +33,7 @@ from distmi.kernels.critics import (
     score_matrix,
 )
 from distmi.kernels.grouped_training import TrainConfig, _adam_step
+from distmi.kernels.workspace import Workspace
 
 BOUNDS = ("mine", "nwj", "infonce", "smile")
 RHO_HALF_NAT = math.sqrt(1.0 - math.exp(-1.0))  # I(X;Y) = 0.5 nats

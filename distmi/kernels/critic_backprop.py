@@ -21,7 +21,7 @@ The bound's objective is a cheap function of the (P, 2B) scores; its gradient wi
 the scores comes from autograd on those small tensors (InfoNCE's (P, B, B) score matrix gets
 the written-out dI/dS = (I - softmax(S)) / B), then flows through the critics by hand into one
 flat (P, D) gradient laid out like the parameters (:func:`objective_and_grad`). Large per-step
-tensors live in a :class:`Workspace` reused from step to step. The
+tensors live in a :class:`~distmi.kernels.workspace.Workspace` reused from step to step. The
 result equals autograd on the whole graph up to floating-point rounding (tested to 1e-12 in
 float64).
 """
@@ -34,42 +34,8 @@ from collections.abc import Callable
 import torch
 
 from distmi.kernels import bounds
-from distmi.kernels.critics import (
-    NARROW_FAN_IN,
-    CriticSpec,
-    Layer,
-    activation_fn,
-    unflatten,
-)
-
-
-class Workspace:
-    """Buffers reused from one training step to the next, keyed by name.
-
-    A step of a group of scalar pairs handles several (P, M, width) activations of 1-20 MB.
-    Allocated fresh every step they are returned to the operating system and faulted back in
-    page by page (on a VM that cost more than the arithmetic); reused, they stay mapped and
-    warm in cache. A buffer is handed out as the leading rows of the largest one allocated
-    under its name, so the working set shrinking as pairs stop costs nothing.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[str, torch.Tensor] = {}
-
-    def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """An uninitialised tensor of ``shape`` (dtype and device of ``like``)."""
-        buf = self._buffers.get(name)
-        if (buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]
-                or buf.dtype != like.dtype or buf.device != like.device):
-            buf = torch.empty(shape, dtype=like.dtype, device=like.device)
-            self._buffers[name] = buf
-        return buf[: shape[0]]
-
-
-def _new(ws: Workspace | None, name: str, shape: tuple[int, ...], like: torch.Tensor):
-    if ws is None:
-        return torch.empty(shape, dtype=like.dtype, device=like.device)
-    return ws.get(name, shape, like)
+from distmi.kernels.critics import NARROW_FAN_IN, CriticSpec, Layer, mlp_outputs, unflatten
+from distmi.kernels.workspace import Workspace, buffer
 
 
 def _act_backward_(name: str, grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -79,41 +45,6 @@ def _act_backward_(name: str, grad: torch.Tensor, out: torch.Tensor) -> torch.Te
     if name == "tanh":
         return grad.mul_(1.0 - out * out)
     return grad.mul_(torch.where(out > 0, 1.0, out + 1.0))
-
-
-def _linear_into(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, out: torch.Tensor,
-                 scratch: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """:func:`distmi.kernels.critics.grouped_linear` written into ``out`` (P, M, f_out), the
-    same operations in the same order; ``scratch()`` gives a (P, M, f_in) buffer."""
-    fan_in, fan_out = w.shape[1], w.shape[2]
-    if fan_out == 1:
-        prod = torch.mul(h, w.transpose(1, 2), out=scratch())
-        return torch.sum(prod, dim=2, keepdim=True, out=out).add_(b)
-    if fan_in > NARROW_FAN_IN:
-        return torch.baddbmm(b, h, w, out=out)
-    torch.mul(h[..., 0:1], w[:, 0:1, :], out=out).add_(b)
-    for k in range(1, fan_in):
-        out.addcmul_(h[..., k : k + 1], w[:, k : k + 1, :])
-    return out
-
-
-def mlp_forward(layers: list[Layer], h: torch.Tensor, activation: str,
-                ws: Workspace | None = None, tag: str = "") -> list[torch.Tensor]:
-    """Grouped MLP on h (P, M, f_in). Returns [h_0 = h, h_1, ..., h_L]: every layer's input
-    followed by the network output (P, M, f_out); the backward pass needs exactly these.
-    With a workspace the outputs live in its buffers ``{tag}a{k}`` (valid until the next
-    call with the same tag)."""
-    act = activation_fn(activation)
-    outs = [h]
-    last = len(layers) - 1
-    n_pairs, m = h.shape[0], h.shape[1]
-    for k, (w, b) in enumerate(layers):
-        fan_in, fan_out = w.shape[1], w.shape[2]
-        out = _new(ws, f"{tag}a{k}", (n_pairs, m, fan_out), h)
-        a = _linear_into(outs[-1], w, b, out,
-                         lambda k=k, fan_in=fan_in: _new(ws, f"{tag}s{k}", (n_pairs, m, fan_in), h))
-        outs.append(act(a) if k < last else a)
-    return outs
 
 
 def mlp_backward(
@@ -143,7 +74,7 @@ def mlp_backward(
         gb.copy_(d.sum(dim=1, keepdim=True))
         if k == 0:
             break
-        nxt = _new(ws, f"{tag}d{k}", h_in.shape, h_in)
+        nxt = buffer(ws, f"{tag}d{k}", h_in.shape, h_in)
         if fan_out == 1:
             d = torch.mul(d, w.transpose(1, 2), out=nxt)  # (P, M, 1) * (P, 1, f_in)
         elif fan_in > NARROW_FAN_IN:
@@ -171,18 +102,18 @@ def _scores_and_backward(
     if spec.kind == "concat":
         dx, dy = x.shape[2], y.shape[2]
         if mode == "pairs":  # rows: (x_i, y_i) then (x_i, y_(i+1))
-            z = _new(ws, "z", (n_pairs, 2 * b, dx + dy), x)
+            z = buffer(ws, "z", (n_pairs, 2 * b, dx + dy), x)
             z[:, :b, :dx] = x
             z[:, b:, :dx] = x
             z[:, :b, dx:] = y
             z[:, b:-1, dx:] = y[:, 1:]
             z[:, -1, dx:] = y[:, 0]
         else:  # row i * B + j: (x_i, y_j)
-            z = _new(ws, "z", (n_pairs, b * b, dx + dy), x)
+            z = buffer(ws, "z", (n_pairs, b * b, dx + dy), x)
             z4 = z.view(n_pairs, b, b, dx + dy)
             z4[..., :dx] = x[:, :, None, :]
             z4[..., dx:] = y[:, None, :, :]
-        outs = mlp_forward(towers[0], z, act, ws, "c")
+        outs = mlp_outputs(towers[0], z, act, ws, "c")
         scores = outs[-1].squeeze(2)
         if mode == "matrix":
             scores = scores.view(n_pairs, b, b)
@@ -193,14 +124,14 @@ def _scores_and_backward(
 
         return scores, backward
 
-    gx_outs = mlp_forward(towers[0], x, act, ws, "x")
-    hy_outs = mlp_forward(towers[1], y, act, ws, "y")
+    gx_outs = mlp_outputs(towers[0], x, act, ws, "x")
+    hy_outs = mlp_outputs(towers[1], y, act, ws, "y")
     gx, hy = gx_outs[-1], hy_outs[-1]  # (P, B, E)
     if mode == "pairs":
         hy_next = torch.roll(hy, shifts=-1, dims=1)
         scores = torch.cat([(gx * hy).sum(dim=2), (gx * hy_next).sum(dim=2)], dim=1)
     else:
-        scores = torch.bmm(gx, hy.transpose(1, 2), out=_new(ws, "S", (n_pairs, b, b), gx))
+        scores = torch.bmm(gx, hy.transpose(1, 2), out=buffer(ws, "S", (n_pairs, b, b), gx))
 
     def backward(d_scores: torch.Tensor, grad: torch.Tensor) -> None:
         if mode == "pairs":
@@ -218,26 +149,6 @@ def _scores_and_backward(
     return scores, backward
 
 
-def paired_scores_reusing(spec: CriticSpec, theta: torch.Tensor, x: torch.Tensor,
-                          y: torch.Tensor, ws: Workspace) -> torch.Tensor:
-    """:func:`distmi.kernels.critics.paired_scores` (P, M) with its activations in ``ws``:
-    the held-out evaluation scores many same-sized chunks, which would otherwise allocate fresh
-    (P, M, width) tensors every time. No autograd."""
-    towers = unflatten(spec, theta)
-    n_pairs, m = x.shape[0], x.shape[1]
-    act = spec.activation
-    with torch.no_grad():
-        if spec.kind == "concat":
-            dx, dy = x.shape[2], y.shape[2]
-            z = ws.get("ez", (n_pairs, m, dx + dy), x)
-            z[..., :dx] = x
-            z[..., dx:] = y
-            return mlp_forward(towers[0], z, act, ws, "e")[-1][..., 0].clone()
-        gx = mlp_forward(towers[0], x, act, ws, "ex")[-1]
-        hy = mlp_forward(towers[1], y, act, ws, "ey")[-1]
-        return (gx * hy).sum(dim=2)
-
-
 def _infonce_value_and_grad(scores: torch.Tensor, ws: Workspace | None
                             ) -> tuple[torch.Tensor, torch.Tensor]:
     """InfoNCE I = 1/B sum_i [S_ii - log(1/B sum_j e^S_ij)] per pair (P,) and dI/dS (P, B, B).
@@ -249,7 +160,7 @@ def _infonce_value_and_grad(scores: torch.Tensor, ws: Workspace | None
     b = scores.shape[1]
     with torch.no_grad():
         top = scores.amax(dim=2, keepdim=True)  # (P, B, 1), for a stable log-sum-exp
-        d_scores = torch.sub(scores, top, out=_new(ws, "dS", scores.shape, scores)).exp_()
+        d_scores = torch.sub(scores, top, out=buffer(ws, "dS", scores.shape, scores)).exp_()
         total = d_scores.sum(dim=2, keepdim=True)
         log_mean = (top + total.log()).squeeze(2) - math.log(b)  # log 1/B sum_j e^S_ij
         objective = (torch.diagonal(scores, dim1=1, dim2=2) - log_mean).mean(dim=1)
@@ -276,7 +187,8 @@ def objective_and_grad(
         theta: (P, D) parameters (no autograd needed); x (P, B, dx), y (P, B, dy) a batch.
         bound: ``"mine"`` (bias-corrected DV surrogate with the moving average ``log_ema``),
             ``"nwj"``, ``"smile"`` (the Jensen-Shannon objective) or ``"infonce"``.
-        ws: buffers reused across calls (see :class:`Workspace`); ``None`` allocates.
+        ws: buffers reused across calls (see :class:`~distmi.kernels.workspace.Workspace`);
+            ``None`` allocates.
     Returns:
         objective (P,), gradient (P, D) (a workspace buffer when ``ws`` is given: valid until
         the next call), updated ``log_ema`` (P,).
@@ -300,7 +212,7 @@ def objective_and_grad(
             else:
                 objective = bounds.js_value(t_joint, t_marg)
             (d_scores,) = torch.autograd.grad(objective.sum(), leaf)
-    grad = _new(ws, "grad", tuple(theta.shape), theta)
+    grad = buffer(ws, "grad", tuple(theta.shape), theta)
     with torch.no_grad():
         backward(d_scores, grad)
     return objective.detach(), grad, log_ema.detach()

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import torch
 
+from distmi.kernels.workspace import Workspace
+
 CRITIC_KINDS = ("concat", "separable")
 ACTIVATIONS = ("relu", "elu", "tanh")
 
@@ -127,51 +129,82 @@ def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 NARROW_FAN_IN = 4  # layers with at most this fan-in are computed as broadcast multiply-adds
 
 
-def grouped_linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def grouped_linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
+                   out: torch.Tensor | None = None,
+                   scratch: torch.Tensor | None = None) -> torch.Tensor:
     """b + h @ w for h (P, M, fan_in), w (P, fan_in, fan_out), b (P, 1, fan_out).
 
     A batched GEMM with a degenerate dimension runs at a few percent of the processor's speed,
     so a layer of fan-in <= 4 (the first layer of a scalar pair) is computed as fan_in
     broadcast multiply-adds b + sum_k h[..., k] w[k, :], and a layer of fan-out 1 (the score
     layer) as a product and a row sum; both equal the GEMM up to rounding order.
+
+    ``out`` (P, M, fan_out) and, for fan-out 1, ``scratch`` (P, M, fan_in) are optional
+    preallocated buffers (no autograd then); without them the result is autograd-traceable.
     """
     fan_in, fan_out = w.shape[1], w.shape[2]
     if fan_out == 1:
-        return torch.mul(h, w.transpose(1, 2)).sum(dim=2, keepdim=True).add_(b)
+        prod = torch.mul(h, w.transpose(1, 2), out=scratch)
+        return torch.sum(prod, dim=2, keepdim=True, out=out).add_(b)
     if fan_in > NARROW_FAN_IN:
-        return torch.baddbmm(b, h, w)
-    out = torch.addcmul(b, h[..., 0:1], w[:, 0:1, :])
+        return torch.baddbmm(b, h, w, out=out)
+    out = torch.mul(h[..., 0:1], w[:, 0:1, :], out=out).add_(b)
     for k in range(1, fan_in):
         out.addcmul_(h[..., k : k + 1], w[:, k : k + 1, :])
     return out
 
 
-def _mlp(layers: list[Layer], h: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor]):
-    """Apply a grouped MLP to h of shape (P, M, fan_in); returns (P, M, fan_out)."""
+def mlp_outputs(layers: list[Layer], h: torch.Tensor, activation: str,
+                ws: Workspace | None = None, tag: str = "") -> list[torch.Tensor]:
+    """Grouped MLP on h (P, M, fan_in): [h_0 = h, h_1, ..., h_L], every layer's input followed
+    by the network output (P, M, fan_out) (the written-out backward pass needs all of them).
+
+    With a workspace the outputs live in its buffers ``{tag}a{k}`` (valid until the next call
+    with the same tag; no autograd); without one they are fresh and autograd-traceable.
+    """
+    act = activation_fn(activation)
+    outs = [h]
     last = len(layers) - 1
+    n_pairs, m = h.shape[0], h.shape[1]
     for k, (w, b) in enumerate(layers):
-        h = grouped_linear(h, w, b)  # (P, M, fan_out)
-        if k < last:
-            h = act(h)
-    return h
+        fan_in, fan_out = w.shape[1], w.shape[2]
+        out = scratch = None
+        if ws is not None:
+            out = ws.get(f"{tag}a{k}", (n_pairs, m, fan_out), h)
+            if fan_out == 1:
+                scratch = ws.get(f"{tag}s{k}", (n_pairs, m, fan_in), h)
+        a = grouped_linear(outs[-1], w, b, out, scratch)
+        outs.append(act(a) if k < last else a)
+    return outs
 
 
-def paired_scores(spec: CriticSpec, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+def _mlp(layers: list[Layer], h: torch.Tensor, activation: str) -> torch.Tensor:
+    """Apply a grouped MLP to h of shape (P, M, fan_in); returns (P, M, fan_out)."""
+    return mlp_outputs(layers, h, activation)[-1]
+
+
+def paired_scores(spec: CriticSpec, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                  ws: Workspace | None = None) -> torch.Tensor:
     """T_p(x_pm, y_pm) for row-aligned inputs.
 
     Args:
         flat: (P, D) parameters.
         x: (P, M, dx); y: (P, M, dy).
+        ws: optional workspace for the activations (the held-out evaluation scores many
+            same-sized chunks); no autograd then.
 
     Returns:
-        (P, M) scores.
+        (P, M) scores (a fresh tensor).
     """
     towers = unflatten(spec, flat)
-    act = activation_fn(spec.activation)
+    act = spec.activation
     if spec.kind == "concat":
-        return _mlp(towers[0], torch.cat([x, y], dim=2), act).squeeze(2)
-    gx = _mlp(towers[0], x, act)  # (P, M, E)
-    hy = _mlp(towers[1], y, act)  # (P, M, E)
+        z_shape = (x.shape[0], x.shape[1], x.shape[2] + y.shape[2])
+        z = torch.cat([x, y], dim=2, out=None if ws is None else ws.get("ez", z_shape, x))
+        scores = mlp_outputs(towers[0], z, act, ws, "e")[-1].squeeze(2)
+        return scores if ws is None else scores.clone()
+    gx = mlp_outputs(towers[0], x, act, ws, "ex")[-1]  # (P, M, E)
+    hy = mlp_outputs(towers[1], y, act, ws, "ey")[-1]  # (P, M, E)
     return (gx * hy).sum(dim=2)
 
 
@@ -195,7 +228,7 @@ def joint_and_marginal_scores(
         t = paired_scores(spec, flat, torch.cat([x, x], dim=1), torch.cat([y, y_shift], dim=1))
         return t[:, :m], t[:, m:]
     towers = unflatten(spec, flat)
-    act = activation_fn(spec.activation)
+    act = spec.activation
     gx = _mlp(towers[0], x, act)  # (P, M, E)
     hy = _mlp(towers[1], y, act)  # (P, M, E)
     return (gx * hy).sum(dim=2), (gx * torch.roll(hy, shifts=-1, dims=1)).sum(dim=2)
@@ -213,7 +246,7 @@ def score_matrix(spec: CriticSpec, flat: torch.Tensor, x: torch.Tensor, y: torch
     """
     n_pairs, b = x.shape[0], x.shape[1]
     towers = unflatten(spec, flat)
-    act = activation_fn(spec.activation)
+    act = spec.activation
     if spec.kind == "concat":
         xx = x[:, :, None, :].expand(n_pairs, b, b, x.shape[2])
         yy = y[:, None, :, :].expand(n_pairs, b, b, y.shape[2])

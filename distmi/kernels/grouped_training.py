@@ -40,8 +40,9 @@ import torch
 
 from distmi.core.results import percentile_interval
 from distmi.kernels import bounds
-from distmi.kernels.critic_backprop import Workspace, objective_and_grad, paired_scores_reusing
-from distmi.kernels.critics import CriticSpec, score_matrix
+from distmi.kernels.critic_backprop import objective_and_grad
+from distmi.kernels.critics import CriticSpec, paired_scores, score_matrix
+from distmi.kernels.workspace import Workspace
 
 _EVAL_BUDGET = 1 << 20  # largest activation tensor (elements) built during evaluation: 4 MB
 # in float32, small enough that the allocator reuses it (a fresh 20-60 MB tensor costs a page
@@ -282,11 +283,10 @@ class _HeldOut:
                 if infonce:
                     a[ps, rs] = self._infonce_rows(theta[ps], x, y)
                     continue
-                a[ps, rs] = paired_scores_reusing(self.spec, theta[ps], x, y, self.workspace)
+                a[ps, rs] = paired_scores(self.spec, theta[ps], x, y, self.workspace)
                 t_marg = torch.stack([
-                    paired_scores_reusing(self.spec, theta[ps], x,
-                                          self.y[:, (arange[rs] + k) % n][yj[ps]],
-                                          self.workspace)
+                    paired_scores(self.spec, theta[ps], x,
+                                  self.y[:, (arange[rs] + k) % n][yj[ps]], self.workspace)
                     for k in range(1, n_negatives + 1)
                 ], dim=2)  # (pc, r, K)
                 b[ps, rs] = bounds.heldout_marginal_rows(self.cfg.bound, t_marg, self.cfg.clip)
