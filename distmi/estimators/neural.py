@@ -213,7 +213,7 @@ def _run(
     per_pair = rows * max(*s.hidden, s.embed_dim)  # largest activation of one pair
     if s.bound == "infonce":  # and its B x B score matrix
         per_pair = max(per_pair, s.batch_size * s.batch_size)
-    budget = _GROUP_BUDGET["cuda" if str(device).startswith("cuda") else "cpu"]
+    budget = _GROUP_BUDGET["cuda" if device.startswith("cuda") else "cpu"]
     group = s.group_size or max(1, budget // per_pair)
     xv = torch.as_tensor(x_vars, dtype=dtype, device=device)
     yv = torch.as_tensor(y_vars, dtype=dtype, device=device)

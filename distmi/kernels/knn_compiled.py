@@ -49,6 +49,7 @@ import math
 import numpy as np
 
 from distmi.kernels.knn import TIE_RTOL
+from distmi.kernels.knn_grid import row_correlations
 
 try:  # numba is a dependency; the numpy grid backend covers installs without it
     import numba
@@ -296,9 +297,7 @@ def _batch_counts(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np
 def column_sizes(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
     """Column size per row, ~1.5 sqrt(n k) (1 - r^2)^(1/4) (see module docstring), (B,) int64."""
     n = x.shape[1]
-    xc = x - x.mean(1, keepdims=True)
-    yc = y - y.mean(1, keepdims=True)
-    corr = (xc * yc).sum(1) / np.sqrt((xc * xc).sum(1) * (yc * yc).sum(1) + 1e-300)
+    corr = row_correlations(x, y)
     shrink = np.maximum(1.0 - corr * corr, 1e-8) ** 0.25
     size = np.round(1.5 * math.sqrt(n * k) * shrink).astype(np.int64)
     return np.clip(size, 2 * k + 2, n)

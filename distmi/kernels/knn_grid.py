@@ -90,6 +90,13 @@ def _pair_distances(
     return dist
 
 
+def row_correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row pair, (B, n) x2 -> (B,) (0 for a constant row)."""
+    xc = x - x.mean(1, keepdims=True)
+    yc = y - y.mean(1, keepdims=True)
+    return (xc * yc).sum(1) / np.sqrt((xc * xc).sum(1) * (yc * yc).sum(1) + 1e-300)
+
+
 def choose_column_size(n: int, corr: float, window: int) -> int:
     """Column size s for n points with Pearson correlation ``corr`` (see module docstring)."""
     s = math.sqrt(0.5 * n * (window + 1)) * (max(1.0 - corr * corr, 1e-8)) ** 0.25
@@ -305,9 +312,7 @@ def grid_knn_1d(
     xs = np.take_along_axis(x, order, 1)
     ys = np.take_along_axis(y, order, 1)
     if column_size is None:
-        xc = xs - xs.mean(1, keepdims=True)
-        yc = ys - ys.mean(1, keepdims=True)
-        corr = (xc * yc).sum(1) / np.sqrt((xc * xc).sum(1) * (yc * yc).sum(1) + 1e-300)
+        corr = row_correlations(xs, ys)
         column_size = choose_column_size(n, float(np.median(np.abs(corr))), window)
     eps, bound, lists = _column_pass(xs, ys, k, column_size, window, marginal_radii)
     eps_x = eps_y = None
