@@ -33,8 +33,9 @@ plus ~ s k / A candidates each; s ~ 1.5 A balances the two terms.
 
 Speed on these CPUs comes from avoiding mispredicted branches: searches compare through the
 sign bit (:func:`_less`), interleave their four chains of loads (:func:`_interval_counts`), and
-the k-buffer insert is a min/max pass. About 320 ns per point for n = 3000, k = 3, against
-~7 us per point for a k-d tree per slice (BENCHMARKS.md).
+the k-buffer insert is a min/max pass. ``benchmarks/bench_sliced.py`` (n = 3000, k = 3, one
+thread): ~0.4 us per point for the whole sliced call, against ~7 us per point for scikit-learn's
+per-slice loop (BENCHMARKS.md).
 
 Rows are independent and take nothing from the batch, so a row's counts are the same alone
 or in any batch. The functions release the GIL (numba ``nogil``) so callers can run blocks of
