@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(BIN)/pip install --upgrade -q "pip>=24"
 	# torch first, pinned: on these machines it resolves to the local CPU wheel (see README for GPU).
 	$(BIN)/pip install -q -c requirements/constraints.txt torch
-	$(BIN)/pip install -q -c requirements/constraints.txt -e ".[dev,models]"
+	$(BIN)/pip install -q -c requirements/constraints.txt -e ".[dev,models,explain]"
 	touch $(STAMP)
 
 install: $(STAMP)
