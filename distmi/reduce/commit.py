@@ -10,7 +10,10 @@ Layout of an output folder::
 
 A reader trusts a folder only when ``manifest.json`` exists (:func:`load_results`); a part file
 exists only once complete (atomic rename), so an interrupted run resumes from ``parts/``: the
-batches whose part is present and carries this job's spec hash are skipped. Everything loads
+batches whose part is present and carries this job's spec hash *and* the dataset's content hash
+are skipped. Results are valid only for the dataset they were computed on: a part or a
+committed table made from another dataset (a re-capture into the same folder) is stale and is
+recomputed, so a resumed run never mixes two datasets. Everything loads
 without distmi: ``pandas.read_parquet("OUTPUT/attribution.parquet")`` (or ``OUTPUT/parts``,
 or ``duckdb.sql("select * from 'OUTPUT/attribution.parquet'")``).
 """
@@ -52,17 +55,37 @@ def _table_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-class ResultStore:
-    """Writes and resumes one job's output folder (see module docstring)."""
+def results_dataset_hash(manifest: dict[str, Any]) -> str | None:
+    """The content hash of the dataset a committed result was computed on (None if unknown)."""
+    return manifest.get("dataset_hash") or manifest.get("dataset", {}).get("manifest_sha256")
 
-    def __init__(self, path: str | Path, spec_hash: str) -> None:
+
+class ResultStore:
+    """Writes and resumes one job's output folder (see module docstring).
+
+    Args:
+        path: the output folder.
+        spec_hash: hash of the job fields that determine the numbers.
+        dataset_hash: content hash of the activation dataset (the sha256 of its manifest,
+            which records the sha256 of every data file). Parts and committed results carry
+            it; those of another dataset are stale. ``None`` checks the spec hash only.
+    """
+
+    def __init__(self, path: str | Path, spec_hash: str, dataset_hash: str | None = None) -> None:
         self.path = Path(path)
         self.spec_hash = spec_hash
+        self.dataset_hash = dataset_hash
         self.parts = self.path / PARTS
 
     @property
     def is_committed(self) -> bool:
         return (self.path / MANIFEST).is_file()
+
+    def holds(self, manifest: dict[str, Any]) -> bool:
+        """Whether a committed ``manifest`` is this job's result on this dataset."""
+        if manifest.get("spec_hash") != self.spec_hash:
+            return False
+        return self.dataset_hash is None or results_dataset_hash(manifest) == self.dataset_hash
 
     def begin(self, job_doc: dict[str, Any], overwrite: bool = False) -> None:
         """Create the folder and ``job.json``; refuse a folder that holds a different job.
@@ -107,8 +130,8 @@ class ResultStore:
     def done_batches(self, planned: dict[str, str]) -> set[str]:
         """Batch keys (of ``planned``: key -> batch_id) whose committed part is valid.
 
-        Parts of other batches (another batching of the same job) and unreadable parts are
-        deleted: they are recomputed.
+        Parts of other batches (another batching of the same job), of another dataset and
+        unreadable parts are deleted: they are recomputed.
         """
         done: set[str] = set()
         if not self.parts.is_dir():
@@ -126,7 +149,9 @@ class ResultStore:
                 f.unlink()
                 continue
             ok = (meta.get(b"distmi.spec_hash", b"").decode() == self.spec_hash
-                  and planned.get(key) == meta.get(b"distmi.batch_id", b"").decode())
+                  and planned.get(key) == meta.get(b"distmi.batch_id", b"").decode()
+                  and (self.dataset_hash is None
+                       or meta.get(b"distmi.dataset_hash", b"").decode() == self.dataset_hash))
             if ok:
                 done.add(key)
             else:
@@ -139,6 +164,8 @@ class ResultStore:
         table = pa.table(columns)
         meta = {"distmi.spec_hash": self.spec_hash, "distmi.batch_id": batch_id,
                 "distmi.info": json.dumps(info, sort_keys=True)}
+        if self.dataset_hash is not None:
+            meta["distmi.dataset_hash"] = self.dataset_hash
         table = table.replace_schema_metadata(meta)
         atomic_write_bytes(self.parts / f"{key}.parquet", _table_bytes(table))
 
@@ -174,6 +201,7 @@ class ResultStore:
             "format": FORMAT,
             "format_version": 1,
             "spec_hash": self.spec_hash,
+            "dataset_hash": self.dataset_hash,
             "table": {"path": TABLE, "sha256": _sha256(self.path / TABLE), "rows": len(frame),
                       "columns": list(frame.columns)},
             "parts": parts,
