@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distmi.core.errors import SpecError
+from distmi.jobs.audit_spec import AuditSpec
 
 PAIR_MODES = ("unit-target", "unit-unit", "adjacent-layers", "layer-target")
 BUILTIN_DATASETS = ("iris", "digits", "minilm")
@@ -125,6 +126,7 @@ class JobSpec(_Strict):
     output: str = Field(min_length=1)
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
     retries: int = Field(3, ge=0, le=100)
+    audit: AuditSpec | None = None  # thresholds of `distmi audit`; never changes the numbers
 
     @field_validator("layers")
     @classmethod
@@ -228,9 +230,10 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
 def spec_hash(spec: JobSpec) -> str:
     """sha256 of the fields that determine the numbers (everything except name/scaling/retries).
 
+    The ``audit`` thresholds are excluded as well: they judge results, they do not change them.
     ``output`` is excluded too: the same job written elsewhere is the same computation.
     """
-    doc = spec.model_dump(mode="json", exclude={"name", "scaling", "retries", "output"})
+    doc = spec.model_dump(mode="json", exclude={"name", "scaling", "retries", "output", "audit"})
     doc["dataset"].pop("verify", None)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -104,16 +104,17 @@ class Comparison:
                      "new_only": int(sides.get("new_only", 0)),
                      "tested": int(self.rows["p_value"].notna().sum()),
                      "changed": self.n_changed},
-            "by_layer": _records(self.by_layer),
-            "by_target": _records(self.by_target),
-            "largest_shifts": _records(self.largest_shifts(top)[
+            "by_layer": json_records(self.by_layer),
+            "by_target": json_records(self.by_target),
+            "largest_shifts": json_records(self.largest_shifts(top)[
                 [*KEY, "estimate_base", "estimate_new", "delta", "se_delta", "z", "q_value",
                  "changed"]]),
-            "one_sided": _records(self.rows[self.rows["side"] != "both"][[*KEY, "side"]]),
+            "one_sided": json_records(self.rows[self.rows["side"] != "both"][[*KEY, "side"]]),
         }
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts (numpy scalars unwrapped, NaN/Inf as None)."""
     out = []
     for rec in frame.to_dict(orient="records"):
         clean = {}
