@@ -153,6 +153,8 @@ def _audit(job, baseline, dataset, output, report, no_report, address, executor,
         _print_layers(result)
     for reason in result.reasons:
         typer.echo(f"  - {reason}")
+    if result.onset is not None:
+        typer.echo(f"drift starts at layer {result.onset} (the first drifted layer in depth order)")
     typer.echo(f"{result.verdict}: audit written to {result.path}")
     if not no_report:
         from distmi.report import write_report

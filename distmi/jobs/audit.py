@@ -36,7 +36,8 @@ from distmi.jobs.spec import JobSpec, UnitTopK, spec_hash, spec_to_dict
 from distmi.reduce.commit import load_results
 from distmi.reduce.compare import Comparison, compare, json_records
 from distmi.reduce.compare_checks import check_comparable
-from distmi.reduce.drift import judge_layers
+from distmi.reduce.drift import judge_layers, onset_layer
+from distmi.reduce.layers import layer_order
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +55,8 @@ class AuditResult:
     Attributes:
         drift: whether the model's internal information drifted (exit code 1).
         reasons: one line per reason for the verdict (empty when no drift).
-        layers: per-layer summary with ``drifted`` and ``rank`` (1 = most drifted first).
+        layers: per-layer summary with ``drifted``, ``rank`` (1 = most drifted first) and
+            ``depth`` (position in the model).
         comparison: the full row-by-row comparison.
         job: the run of the job on the new activations.
         thresholds: the :class:`AuditSpec` used.
@@ -79,7 +81,13 @@ class AuditResult:
 
     @property
     def drifted_layers(self) -> list[str]:
+        """Drifted layers, most drifted first."""
         return [str(v) for v in self.layers.loc[self.layers["drifted"], "layer"]]
+
+    @property
+    def onset(self) -> str | None:
+        """The first drifted layer in depth order: where the change entered the model."""
+        return onset_layer(self.layers)
 
 
 def _uses_top_k(spec: JobSpec) -> bool:
@@ -181,7 +189,8 @@ def run_audit(
                          min_effect=audit.min_effect, fdr_method=audit.fdr_method)
     comparison.base["path"] = str(base_path)
     drift, reasons, layers = judge_layers(comparison, audit.max_drift_fraction,
-                                          audit.missing_rows)
+                                          audit.missing_rows,
+                                          order=layer_order(result.table, result.manifest))
     path = output / AUDIT_FILE
     out = AuditResult(drift, reasons, layers, comparison, result, audit, path)
     doc = audit_document(out, spec, started=t0)
@@ -207,6 +216,7 @@ def audit_document(result: AuditResult, spec: JobSpec, started: _dt.datetime) ->
         "exit_code": result.exit_code,
         "reasons": result.reasons,
         "drifted_layers": result.drifted_layers,
+        "onset_layer": result.onset,
         "thresholds": result.thresholds.model_dump(mode="json"),
         "job": {"name": spec.name, "spec_hash": spec_hash(spec), "output": spec.output,
                 "batches_run": result.job.batches_run,

@@ -65,7 +65,7 @@ def wait_for_verdict(
     client: Any = None,
     poll_s: float = 10.0,
     timeout_s: float = 86400.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[int, str]:
     """Wait for a submitted audit to end; return (exit code, one-line explanation)."""
@@ -73,6 +73,7 @@ def wait_for_verdict(
         from distmi.engine.ray_executor import submission_client
 
         client = submission_client(check_address(address))
+    sleep = sleep or time.sleep
     waited = 0.0
     last = None
     while True:

@@ -7,7 +7,9 @@ exceeds ``max_drift_fraction``. Rows present on one side only count as drift whe
 ``missing_rows="drift"`` (a unit, layer or target appeared or vanished).
 
 Layers are ranked by the fraction of units that changed, then by the mean |delta|: the layer
-ranked first is where the model's internal information moved most.
+ranked first is where the model's internal information moved most. A change inside one layer
+propagates to the layers after it (and can grow there), so the **onset** -- the first drifted
+layer in depth order -- is where the change entered; the layers before it are unaffected.
 
 The defaults below were chosen by the false-alarm study in ``benchmarks/bench_audit.py``
 (docs/audit.md): an unchanged model audited on re-captured samples of the same distribution.
@@ -15,7 +17,10 @@ The defaults below were chosen by the false-alarm study in ``benchmarks/bench_au
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from distmi.reduce.layers import layer_order
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,17 +34,28 @@ MISSING_ROWS = ("drift", "ignore")
 
 
 def judge_layers(comparison: Comparison, max_drift_fraction: float = DEFAULT_MAX_DRIFT_FRACTION,
-                 missing_rows: str = "drift") -> tuple[bool, list[str], pd.DataFrame]:
+                 missing_rows: str = "drift", order: Sequence[str] | None = None
+                 ) -> tuple[bool, list[str], pd.DataFrame]:
     """The verdict of a comparison (made with the audit's ``fdr`` and ``min_effect``).
 
+    Args:
+        comparison: the row-by-row comparison.
+        max_drift_fraction: a layer drifts when more than this fraction of its units changed.
+        missing_rows: ``"drift"`` (rows on one side only are drift) or ``"ignore"``.
+        order: the layers in depth order (default: natural order of their names).
+
     Returns:
-        (drift, reasons, layers): ``layers`` is ``comparison.by_layer`` plus ``drifted`` and
-        ``rank`` (1 = most drifted), sorted by rank; ``reasons`` has one line per drifted
-        layer and one for rows on one side only (when they count).
+        (drift, reasons, layers): ``layers`` is ``comparison.by_layer`` plus ``drifted``,
+        ``rank`` (1 = most drifted) and ``depth`` (position in ``order``), sorted by rank;
+        ``reasons`` has one line per drifted layer and one for rows on one side only (when
+        they count).
     """
     if missing_rows not in MISSING_ROWS:
         raise ValueError(f"missing_rows must be one of {MISSING_ROWS}, got {missing_rows!r}")
     layers = comparison.by_layer.copy()
+    depth_order = list(order) if order is not None else layer_order(layers)
+    depth = {name: k for k, name in enumerate(depth_order)}
+    layers["depth"] = [depth.get(str(v), len(depth)) for v in layers["layer"]]
     layers["drifted"] = layers["frac_units_changed"].fillna(0.0) > max_drift_fraction
     layers = layers.sort_values(["frac_units_changed", "mean_abs_delta", "layer"],
                                 ascending=[False, False, True], kind="mergesort",
@@ -63,3 +79,9 @@ def judge_layers(comparison: Comparison, max_drift_fraction: float = DEFAULT_MAX
             f"{first['unit']} target {first['target']}): units, layers or targets changed"
         )
     return bool(reasons), reasons, layers
+
+
+def onset_layer(layers: pd.DataFrame) -> str | None:
+    """The first drifted layer in depth order (where a change entered), or None."""
+    hit = layers[layers["drifted"]]
+    return None if hit.empty else str(hit.sort_values("depth", kind="mergesort")["layer"].iloc[0])

@@ -33,6 +33,7 @@ from distmi.reduce.drift import (
     DEFAULT_MAX_DRIFT_FRACTION,
     DEFAULT_MIN_EFFECT,
     judge_layers,
+    onset_layer,
 )
 from distmi.report import figures
 from distmi.report.tables import is_unit_target, layer_order, significance, strongest
@@ -180,7 +181,7 @@ def _audit_context(comparison: Comparison, layers: pd.DataFrame, drift: bool,
                            "one_sided": int(r.n_base_only + r.n_new_only)})
     one = comparison.rows[comparison.rows["side"] != "both"]
     return {
-        "drift": drift, "reasons": reasons, "thresholds": thresholds, "layers": layer_rows,
+        "drift": drift, "reasons": reasons, "onset": onset_layer(layers), "thresholds": thresholds, "layers": layer_rows,
         "shifts": shifts, "notes": comparison.notes, "base": comparison.base,
         "one_sided": [{"layer": str(r.layer), "unit": str(r.unit), "target": str(r.target),
                        "side": r.side} for r in one.head(50).itertuples(index=False)],
@@ -238,7 +239,8 @@ def write_report(
     layers = None
     if comparison is not None:
         drift, reasons, layers = judge_layers(comparison, th["max_drift_fraction"],
-                                              th["missing_rows"])
+                                              th["missing_rows"],
+                                              order=layer_order(table, manifest))
         audit_ctx = _audit_context(comparison, layers, drift, reasons, th)
     folder = Path(out)
     (folder / "figures").mkdir(parents=True, exist_ok=True)

@@ -5,31 +5,15 @@ Everything here reads attribution tables (pandas) and results manifests (dicts) 
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from distmi.kernels.significance import adjust_pvalues
+from distmi.reduce.layers import layer_order
 
 SIGNIFICANCE_LEVEL = 0.05
 
-
-def _natural_key(name: str) -> list[Any]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
-
-
-def layer_order(table: pd.DataFrame, manifest: dict[str, Any] | None = None) -> list[str]:
-    """Layers of ``table`` in model order: the job's listed order when the manifest has one,
-    else natural order (``layer.2`` before ``layer.10``)."""
-    present = [str(v) for v in pd.unique(table["layer"])]
-    listed = ((manifest or {}).get("spec") or {}).get("layers")
-    if isinstance(listed, list):
-        names = [v if isinstance(v, str) else v.get("name") for v in listed]
-        ordered = [n for n in names if n in present]
-        return ordered + sorted(set(present) - set(ordered), key=_natural_key)
-    return sorted(present, key=_natural_key)
+__all__ = ["excess", "is_unit_target", "layer_order", "ok_rows", "significance", "strongest"]
 
 
 def significance(table: pd.DataFrame) -> tuple[pd.Series, str]:
