@@ -1,12 +1,17 @@
 """Jobs: YAML specs (pydantic v2), ``run_job`` (plan, execute, commit, resume), submission to a
-Ray cluster and reading committed results. Nothing here imports ray at import time."""
+Ray cluster, audits against a baseline (``run_audit``) and reading committed results. Nothing
+here imports ray at import time."""
 
+from distmi.jobs.audit import AuditResult, run_audit
+from distmi.jobs.audit_spec import AuditSpec
 from distmi.jobs.results import export_table, filter_table
 from distmi.jobs.runner import JobResult, plan_job, run_job
 from distmi.jobs.spec import JobSpec, load_spec, parse_spec, spec_hash
 from distmi.reduce.commit import load_results
 
 __all__ = [
+    "AuditResult",
+    "AuditSpec",
     "JobResult",
     "JobSpec",
     "export_table",
@@ -15,6 +20,7 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "plan_job",
+    "run_audit",
     "run_job",
     "spec_hash",
 ]

@@ -107,11 +107,8 @@ def unit_target_heatmap(table: pd.DataFrame, layer: str) -> Figure:
     im = ax.imshow(values, cmap=_CMAP, aspect="auto", interpolation="nearest", vmin=0.0)
     if n_y <= 40:
         ax.set_yticks(range(n_y), [str(v) for v in mat.index])
-    if n_x <= 40:
-        ax.set_xticks(range(n_x), [str(v) for v in mat.columns])
-    else:
-        step = int(np.ceil(n_x / 16))
-        ax.set_xticks(range(0, n_x, step), [str(mat.columns[k]) for k in range(0, n_x, step)])
+    step = max(1, int(np.ceil(n_x / (width * 2.2))))  # about two labels per inch
+    ax.set_xticks(range(0, n_x, step), [str(mat.columns[k]) for k in range(0, n_x, step)])
     sig_cells = np.argwhere(np.nan_to_num(sig.to_numpy(dtype=float)) > 0.5)
     if len(sig_cells):
         ax.scatter(sig_cells[:, 1], sig_cells[:, 0], s=max(2.0, 60.0 / max(1.0, n_x / 20)),

@@ -92,11 +92,14 @@ def test_a_repeated_audit_reuses_the_committed_run(world, tmp_path):
     ({"fdr": 1e-30}, 1),                            # z ~ 8-16: still significant
     ({"fdr": 1e-60}, 0),                            # nothing is that significant
 ])
-def test_thresholds_decide_the_verdict(world, tmp_path, audit, code):
-    doc = job_doc(world / "drift_data", tmp_path / "o")
+def test_thresholds_decide_the_verdict(world, audit, code):
+    # one output folder for all: the audit section is not in the spec hash, so the committed
+    # run is reused and only the verdict changes
+    doc = job_doc(world / "drift_data", world / "thresholds")
     doc["audit"] = {**doc["audit"], **audit}
     result = run_audit(parse_spec(doc), world / "baseline")
     assert result.exit_code == code, result.reasons
+    assert load_audit(world / "thresholds")["exit_code"] == code
 
 
 def test_rows_on_one_side_only(world, tmp_path):
