@@ -239,3 +239,22 @@ def test_python_api_refuses_mismatches_before_computing(world, tmp_path):
     with pytest.raises(InvalidInputError, match=r"shares no layer with this audit"):
         run_audit(spec, base)
     assert not (tmp_path / "o").exists()
+
+
+def test_compare_command(world, tmp_path):
+    new = world / "thresholds"
+    run_job(parse_spec(job_doc(world / "drift_data", new)))  # reused when already committed
+    res = runner.invoke(app, ["compare", str(world / "baseline"), str(new), "--min-effect",
+                              "0.1", "--export", str(tmp_path / "rows.csv")])
+    assert res.exit_code == 0, res.output
+    assert "28 rows compared (28 tested), 4 changed; 0 only in" in " ".join(res.output.split())
+    rows = __import__("pandas").read_csv(tmp_path / "rows.csv")
+    assert len(rows) == 28 and rows["changed"].sum() == 4
+    res = runner.invoke(app, ["compare", str(world / "baseline"), str(new), "--json"])
+    doc = json.loads(res.output)
+    assert res.exit_code == 0 and doc["rows"]["both"] == 28
+    assert {r["layer"] for r in doc["by_layer"]} == {"early", "late"}
+    (tmp_path / "half" / "parts").mkdir(parents=True)
+    res = runner.invoke(app, ["compare", str(world / "baseline"), str(tmp_path / "half")])
+    assert res.exit_code == 2 and "holds no committed results" in res.output
+    assert "run the job again to resume it" in " ".join(res.output.split())
