@@ -51,11 +51,12 @@ def main() -> None:
     import io
 
     for name, make in single.items():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         made = make()
         for fig in made if isinstance(made, list) else [made]:
             fig.savefig(io.BytesIO(), format="png", dpi=100)
-        print(f"  {name:34s} {time.perf_counter() - t0:6.2f} s (with PNG encoding)")
+        print(f"  {name:34s} {time.perf_counter() - t0:6.2f} s wall, {_cpu() - c0:5.2f} s CPU "
+              "(with PNG encoding)")
     with tempfile.TemporaryDirectory() as tmp:
         for label, baseline in (("report", None), ("report --baseline (drift view)", args.results)):
             walls, cpus = [], []

@@ -145,10 +145,21 @@ def _audit(job, baseline, dataset, output, report, no_report, address, executor,
         result = run_audit(spec, base, address=address, overwrite=overwrite)
     else:
         from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
-        console = Console(stderr=True)
-        result = run_audit(spec, base, address=address, overwrite=overwrite,
-                           log=console.print)
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("pairs"), TimeElapsedColumn(), console=Console(stderr=True))
+        with bar:
+            task = bar.add_task(f"audit {spec.name}", total=None)
+            result = run_audit(
+                spec, base, address=address, overwrite=overwrite, log=bar.console.print,
+                progress=lambda done, total: bar.update(task, completed=done, total=total))
     if not quiet:
         _print_layers(result)
     for reason in result.reasons:

@@ -14,7 +14,7 @@ from distmi.cli.app import app
 def report_command(
     results: Path = typer.Argument(..., help="A results folder (of `distmi run` or `distmi audit`)."),
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Report folder to write."),
-    baseline: Path | None = typer.Option(None, help="Baseline results: adds the drift view (default: the baseline of RESULTS/audit.json)."),
+    baseline: Path | None = typer.Option(None, help="Baseline results: adds the drift view (an audit folder has it already)."),
     top: int = typer.Option(10, help="Units per target in the top-units figure."),
     fdr: float | None = typer.Option(None, help="Drift view: BH level (default: the audit's, else 0.05)."),
     min_effect: float | None = typer.Option(None, help="Drift view: smallest change in nats (default: the audit's)."),

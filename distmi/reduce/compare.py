@@ -288,15 +288,37 @@ def compare(
     settings = {"fdr": fdr, "min_effect": min_effect, "test": test, "fdr_method": fdr_method,
                 "fdr_groups": fdr_groups, "standard_errors": sorted({src_b, src_n}),
                 "unit": "nat"}
+    return comparison_from_rows(rows, settings, base=result_info(mb, pb),
+                                new=result_info(mn, pn), notes=notes)
+
+
+def comparison_from_rows(rows: pd.DataFrame, settings: dict[str, Any], *,
+                         base: dict[str, Any] | None = None, new: dict[str, Any] | None = None,
+                         notes: list[str] | None = None, fdr: float | None = None,
+                         min_effect: float | None = None) -> Comparison:
+    """A :class:`Comparison` from its rows (e.g. an audit's ``audit_rows.parquet``).
+
+    With ``fdr`` or ``min_effect`` the ``changed`` flags are recomputed from the stored
+    q-values and deltas under those thresholds (the q-values themselves do not change).
+    """
+    settings = dict(settings)
+    if fdr is not None or min_effect is not None:
+        fdr = settings.get("fdr", 0.05) if fdr is None else fdr
+        min_effect = settings.get("min_effect", 0.0) if min_effect is None else min_effect
+        q = rows["q_value"].to_numpy(dtype=np.float64)
+        delta = np.abs(rows["delta"].to_numpy(dtype=np.float64))
+        rows = rows.assign(changed=np.nan_to_num(q, nan=np.inf) <= fdr)
+        rows["changed"] = rows["changed"].to_numpy() & (np.nan_to_num(delta) >= min_effect)
+        settings.update(fdr=fdr, min_effect=min_effect)
     return Comparison(
         rows=rows,
         by_layer=summarise(rows, ["layer"]),
         by_target=summarise(rows, ["target"]),
         by_layer_target=summarise(rows, ["layer", "target"]),
         settings=settings,
-        base=result_info(mb, pb),
-        new=result_info(mn, pn),
-        notes=notes,
+        base=dict(base or {}),
+        new=dict(new or {}),
+        notes=list(notes or []),
     )
 
 

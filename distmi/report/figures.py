@@ -155,7 +155,8 @@ def top_units_ci(table: pd.DataFrame, k: int = 10, targets: Sequence[str] | None
         ax.set_title(str(name), loc="left", fontsize=10)
         ax.set_xlim(left=0.0)
         ax.grid(axis="x", alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     for ax in axes[len(names):]:
         ax.axis("off")
     fig.suptitle(f"Top {k} units per target (by MI above the permutation null)")

@@ -7,8 +7,9 @@
     out/figures/<id>.png    the same figures as files (slides, docs, ``embed=False`` links)
 
 It reads committed results (``attribution.parquet`` + ``manifest.json``), and for an audit
-``audit.json``; with a baseline it compares the two tables (:func:`distmi.reduce.compare`)
-under the audit's thresholds and adds the drift view.
+``audit.json`` and ``audit_rows.parquet`` (the compared rows); with a baseline it compares the
+two tables (:func:`distmi.reduce.compare`) under the audit's thresholds. Either way an audit
+gets the drift view.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from distmi.core.atomic import atomic_write_bytes
 from distmi.core.errors import InvalidParameterError, StoreError
 from distmi.reduce.commit import load_results
-from distmi.reduce.compare import Comparison, compare
+from distmi.reduce.compare import Comparison, compare, comparison_from_rows
 from distmi.reduce.drift import (
     DEFAULT_FDR,
     DEFAULT_MAX_DRIFT_FRACTION,
@@ -39,6 +41,7 @@ from distmi.report import figures
 from distmi.report.tables import is_unit_target, layer_order, significance, strongest
 
 AUDIT_FILE = "audit.json"
+ROWS_FILE = "audit_rows.parquet"
 
 
 @dataclass
@@ -209,8 +212,8 @@ def write_report(
     Args:
         results: a results folder (or a ``(table, manifest)`` pair).
         out: the report folder (created).
-        baseline: baseline results (folder or pair); default: the baseline named in the
-            folder's ``audit.json``, when there is one.
+        baseline: baseline results (folder or pair) for the drift view; an audit's folder
+            needs none (its ``audit_rows.parquet`` holds the compared rows).
         audit: the audit document (default: ``results/audit.json`` when present).
         comparison: an existing comparison (skips recomputing it).
         embed: embed the PNGs in the page (one file that travels) or link ``figures/*.png``.
@@ -225,11 +228,15 @@ def write_report(
     table, manifest, root = _load(results)
     if audit is None and root is not None and (root / AUDIT_FILE).is_file():
         audit = json.loads((root / AUDIT_FILE).read_text())
-    if baseline is None and comparison is None and audit is not None:
-        named = (audit.get("baseline") or {}).get("path")
-        if named and Path(named).is_dir():
-            baseline = named
     th = _thresholds(audit, fdr, min_effect, max_drift_fraction)
+    rows_file = root / ROWS_FILE if root is not None else None
+    if (comparison is None and baseline is None and audit is not None and rows_file is not None
+            and rows_file.is_file()):
+        # an audit folder carries its compared rows: the drift view needs no baseline
+        comparison = comparison_from_rows(
+            pq.read_table(rows_file).to_pandas(), audit.get("settings") or {},
+            base=audit.get("baseline"), new=audit.get("new"), notes=audit.get("notes"),
+            fdr=th["fdr"], min_effect=th["min_effect"])
     if comparison is None and baseline is not None:
         comparison = compare(baseline, (table, manifest), fdr=th["fdr"],
                              min_effect=th["min_effect"], fdr_method=th["fdr_method"])
