@@ -4,6 +4,7 @@ here imports ray at import time."""
 
 from distmi.jobs.audit import AuditResult, run_audit
 from distmi.jobs.audit_spec import AuditSpec
+from distmi.jobs.datasets import builtin_datasets, register_builtin_dataset
 from distmi.jobs.results import export_table, filter_table
 from distmi.jobs.runner import JobResult, plan_job, run_job
 from distmi.jobs.spec import JobSpec, load_spec, parse_spec, spec_hash
@@ -14,12 +15,14 @@ __all__ = [
     "AuditSpec",
     "JobResult",
     "JobSpec",
+    "builtin_datasets",
     "export_table",
     "filter_table",
     "load_results",
     "load_spec",
     "parse_spec",
     "plan_job",
+    "register_builtin_dataset",
     "run_audit",
     "run_job",
     "spec_hash",
