@@ -57,7 +57,8 @@ class FigureEntry:
 
 def _png(fig: Figure, dpi: int) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    # zlib level 3 instead of PIL's 6: about 30% less encoding time, files ~2% larger
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
     return buf.getvalue()
 
 
