@@ -193,3 +193,47 @@ def test_results_of_another_model_or_job_are_refused():
     same = compare((t, _manifest()), (t, _manifest()))
     assert any("same dataset" in n for n in same.notes)
     compare((t, _manifest(model="iris")), (t, _manifest(model="minilm")), check=False)
+
+
+def _layered(shifts):
+    """Layers l0..l3 of 10 units; ``shifts[layer]`` units get +0.5 nats (z = 10)."""
+    base, new = [], []
+    for li in range(4):
+        for u in range(10):
+            base.append((f"l{li}", u, "y", 0.3, 0.03))
+            new.append((f"l{li}", u, "y", 0.3 + (0.5 if u < shifts.get(f"l{li}", 0) else 0.0),
+                        0.04))
+    return compare(table(base), table(new), min_effect=0.1)
+
+
+def test_verdicts_rank_layers_and_find_the_onset():
+    from distmi.reduce.drift import judge_layers, onset_layer
+
+    c = _layered({"l1": 2, "l2": 6, "l3": 4})
+    drift, reasons, layers = judge_layers(c, max_drift_fraction=0.2)
+    assert drift and list(layers["layer"]) == ["l2", "l3", "l1", "l0"]
+    assert list(layers["rank"]) == [1, 2, 3, 4]
+    assert list(layers["drifted"]) == [True, True, False, False]  # 0.2 is not above 0.2
+    assert onset_layer(layers) == "l2"  # l1 changed, but not enough to drift
+    assert reasons[0].startswith("layer l2: 6 of 10 units changed (60.0% > 20.0%)")
+    drift, _, layers = judge_layers(c, max_drift_fraction=0.1)
+    assert onset_layer(layers) == "l1"
+    drift, reasons, layers = judge_layers(c, max_drift_fraction=0.6)
+    assert not drift and reasons == [] and onset_layer(layers) is None
+    # the depth order comes from the caller (a job's layer list), not the names
+    _, _, layers = judge_layers(c, 0.1, order=["l3", "l2", "l1", "l0"])
+    assert onset_layer(layers) == "l3"
+    with pytest.raises(ValueError, match="missing_rows must be one of"):
+        judge_layers(c, 0.1, missing_rows="warn")
+
+
+def test_changed_flags_can_be_rejudged_from_stored_rows():
+    from distmi.reduce.compare import comparison_from_rows
+
+    c = _layered({"l2": 6})
+    again = comparison_from_rows(c.rows, c.settings)
+    pd.testing.assert_frame_equal(again.by_layer, c.by_layer)
+    stricter = comparison_from_rows(c.rows, c.settings, min_effect=0.6)
+    assert stricter.n_changed == 0 and stricter.settings["min_effect"] == 0.6
+    looser = comparison_from_rows(c.rows, c.settings, fdr=0.5)
+    assert looser.n_changed == c.n_changed == 6
