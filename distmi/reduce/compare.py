@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 TESTS = ("z", "none")
 _CARRIED = ("estimate", "std", "ci_low", "ci_high", "null_mean", "status", "n_samples",
-            "p_value", "q_value", "significant")
+            "p_value", "q_value", "significant", "stage")
 _GROUPINGS = {"layer": ["layer"], "target": ["target"], "layer_target": ["layer", "target"]}
 
 
@@ -282,6 +282,11 @@ def compare(
         rows["changed"] = (np.abs(np.nan_to_num(delta)) >= min_effect) & (min_effect > 0)
     rows["changed"] = rows["changed"].fillna(False).astype(bool)
 
+    if {"stage_base", "stage_new"} <= set(rows.columns):
+        moved = both & (rows["stage_base"].astype(str) != rows["stage_new"].astype(str)).to_numpy()
+        if moved.any():
+            notes.append(f"{int(moved.sum())} row(s) come from different sweep stages in the two "
+                         "runs (stage_base != stage_new)")
     n_one = int((~both).sum())
     if n_one:
         notes.append(f"{n_one} row(s) are present on one side only (side = base_only/new_only)")
