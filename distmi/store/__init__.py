@@ -24,6 +24,7 @@ _LAZY = {
     "list_layers": "distmi.store.modules:list_layers",
     "LayerListing": "distmi.store.modules:LayerListing",
     "POOLINGS": "distmi.store.modules:POOLINGS",
+    "upgrade_dataset": "distmi.store.upgrade:upgrade_dataset",
 }
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "list_layers",
     "open_dataset",
     "plan_shards",
+    "upgrade_dataset",
     "write_dataset",
 ]
 
