@@ -231,3 +231,23 @@ def submission_client(address: str):
     from ray.job_submission import JobSubmissionClient
 
     return JobSubmissionClient(address)
+
+
+def cluster_node_ips(address: str) -> list[str]:
+    """IP addresses of the alive nodes of the cluster whose dashboard is at ``address``.
+
+    Uses Ray's state API through the dashboard (token auth applies as for job submission).
+    A cluster that has just started may report no node yet; callers retry.
+
+    Raises:
+        ConnectionError: the dashboard cannot be reached or refuses the request.
+    """
+    from ray.util.state import list_nodes
+    from ray.util.state.exception import RayStateApiException
+
+    try:
+        nodes = list_nodes(address=address, filters=[("state", "=", "ALIVE")],
+                           raise_on_missing_output=False)
+    except RayStateApiException as exc:  # unreachable dashboard, refused token, ...
+        raise ConnectionError(str(exc)) from exc
+    return [str(n.node_ip) for n in nodes]
