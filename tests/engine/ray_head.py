@@ -55,7 +55,7 @@ def ray_head(num_cpus: int = 2, env: dict[str, str] | None = None, timeout_s: fl
            f"--temp-dir={temp}", "--disable-usage-stats",
            f"--min-worker-port={worker_lo}", f"--max-worker-port={worker_lo + 50}",
            *(f"--{name}={port}" for name, port in zip(_PORT_OPTIONS, ports, strict=False))]
-    log = open(Path(temp) / "ray-start.log", "w")  # noqa: SIM115 - closed below
+    log = open(Path(temp) / "ray-start.log", "w")  # closed below
     proc = subprocess.Popen(cmd, env=head_env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=temp)
     url = f"http://127.0.0.1:{ports[1]}"

@@ -57,7 +57,7 @@ def test_job_with_s3_dataset_and_output_runs_resumes_and_loads(bucket, endpoint,
     assert (resumed.batches_run, resumed.batches_resumed) == (2, len(first.manifest["parts"]) - 2)
     pd.testing.assert_frame_equal(resumed.table, expected, check_exact=True)
 
-    table, manifest = load_results(output, verify=True)
+    table, _ = load_results(output, verify=True)
     pd.testing.assert_frame_equal(table, expected, check_exact=True)
 
     from distmi.cli import _load_commands, app
