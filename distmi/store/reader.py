@@ -239,11 +239,10 @@ class ActivationDataset:
         records = [FileRecord.from_dict(self.manifest["targets"]["file"])]
         for meta in [*self._metas.values(), *self._masks.values()]:
             records.extend(p.file for p in meta.parts)
+            for k in range(len(meta.parts)):  # identities first: they say what a file holds
+                self._file(meta, k)
         for rec in records:
             check_full(self.location, rec)
-        for meta in [*self._metas.values(), *self._masks.values()]:
-            for k in range(len(meta.parts)):
-                self._file(meta, k)
         return sum(r.size for r in records)
 
     # ---- internals ------------------------------------------------------------------------
