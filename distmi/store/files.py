@@ -77,15 +77,63 @@ def footer_sha256(path: StorePath, size: int | None = None) -> str:
     return hashlib.sha256(tail[len(tail) - length - 8 :]).hexdigest()
 
 
-def record_file(root: StorePath, path: StorePath) -> FileRecord:
-    """Hash a finished file and return its record (path relative to ``root``)."""
+def record_file(root: StorePath, path: StorePath, *, written: HashingSink | None = None
+                ) -> FileRecord:
+    """Hash a finished file and return its record (path relative to ``root``).
+
+    ``written``: the sink the file was written through; its running sha256 and byte count are
+    used instead of reading the whole file back (only the footer is read).
+    """
     size = path.size()
+    if written is not None and written.size != size:
+        raise CorruptDataError(
+            f"{path} is {size} bytes after writing {written.size}; the storage did not keep "
+            "what was written: check the disk or bucket and write the dataset again."
+        )
     return FileRecord(
         path=path.relative_to(root),
         size=size,
-        sha256=sha256_file(path),
+        sha256=written.hexdigest() if written is not None else sha256_file(path),
         footer_sha256=footer_sha256(path, size),
     )
+
+
+class HashingSink:
+    """A binary file-like sink that forwards writes and keeps their sha256 and byte count.
+
+    Wrap it in ``pyarrow.PythonFile(sink, mode="w")`` for Parquet writers, so the file's hash
+    is known when it is closed without reading it back.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._h = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._h.update(view)
+        self.size += len(view)
+        self._raw.write(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._raw.close()
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
 
 
 def check_quick(root: StorePath, rec: FileRecord) -> None:

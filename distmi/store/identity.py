@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from distmi.core.errors import CorruptDataError
 
@@ -95,20 +94,36 @@ def values_sha256(values: np.ndarray, dtype: str) -> str:
     return h.hexdigest()
 
 
-def check_cell_widths(schema: pa.Schema, expected: PartIdentity, block_widths: list[int],
-                      where: str) -> None:
-    """Each column must hold ``width x itemsize`` bytes per row for the manifest's dtype."""
+def check_cell_widths(columns: list[tuple[str, str, int]], expected: PartIdentity,
+                      block_widths: list[int], where: str) -> None:
+    """Each column must hold ``width x itemsize`` bytes per row for the manifest's dtype.
+
+    Args:
+        columns: ``(name, Parquet physical type, type length)`` of the file's columns.
+        expected: the manifest's identity of the part (its dtype).
+        block_widths: units per column, in column order.
+        where: the file, for the message.
+    """
     itemsize = np.dtype(expected.dtype).itemsize
-    for field, width in zip(schema, block_widths, strict=True):
-        typ = field.type
-        got = typ.byte_width if pa.types.is_fixed_size_binary(typ) else None
+    for (name, physical, length), width in zip(columns, block_widths, strict=True):
+        got = length if physical == "FIXED_LEN_BYTE_ARRAY" else None
         if got != width * itemsize:
             raise CorruptDataError(
-                f"{where} stores {got}-byte cells in column {field.name}, but the manifest says "
+                f"{where} stores {got}-byte cells in column {name}, but the manifest says "
                 f"layer {expected.layer!r} is {expected.dtype} ({width} units x {itemsize} bytes "
                 f"= {width * itemsize}); the manifest's dtype was edited, or the file was written "
                 f"with another dtype (it belongs to another dataset): {_FIX}"
             )
+
+
+def parquet_columns(metadata: Any) -> list[tuple[str, str, int]]:
+    """``(name, physical type, type length)`` of every column of a Parquet file's metadata."""
+    schema = metadata.schema
+    out = []
+    for i in range(len(schema)):
+        col = schema.column(i)
+        out.append((col.name, col.physical_type, col.length))
+    return out
 
 
 def check_part(found: PartIdentity | None, expected: PartIdentity, where: str) -> None:

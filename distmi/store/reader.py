@@ -26,7 +26,13 @@ from distmi.core.errors import CorruptDataError, StoreError, UnknownLayerError
 from distmi.core.storage import StorePath
 from distmi.core.validation import check_int
 from distmi.store.files import FileRecord, check_full, check_quick
-from distmi.store.identity import PartIdentity, check_cell_widths, check_part, check_targets
+from distmi.store.identity import (
+    PartIdentity,
+    check_cell_widths,
+    check_part,
+    check_targets,
+    parquet_columns,
+)
 from distmi.store.manifest import LayerMeta, load_manifest, manifest_bytes_hash
 from distmi.store.selection import as_array, normalize_index, selection_size
 
@@ -91,6 +97,7 @@ class ActivationDataset:
     def _reset_caches(self) -> None:
         self._files: dict[str, pq.ParquetFile] = {}
         self._groups: dict[str, list[_RowGroup]] = {}
+        self._expected: dict[str, tuple[list[str], list[int]]] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # open file handles do not travel to Ray workers
         return {"path": self.location.uri, "manifest": self.manifest, "raw": self._raw}
@@ -271,17 +278,22 @@ class ActivationDataset:
     def _check_part(self, meta: LayerMeta, part: int, pf: pq.ParquetFile) -> None:
         """Columns, cell widths and identity of an open part against the manifest."""
         where = f"dataset file {meta.parts[part].file.path} in {self.path}"
-        expected = meta.layout.column_names()
-        if pf.schema_arrow.names != expected:
+        expected = self._expected.get(meta.name)
+        if expected is None:
+            layout = meta.layout
+            expected = self._expected[meta.name] = (
+                layout.column_names(),
+                [e - s for s, e in map(layout.block_range, range(layout.n_blocks))])
+        names, widths = expected
+        columns = parquet_columns(pf.metadata)
+        if [c[0] for c in columns] != names:
             raise CorruptDataError(
-                f"{where} has columns {pf.schema_arrow.names[:4]}..., expected "
-                f"{expected[:4]}...; the file does not belong to layer {meta.name!r} as the "
+                f"{where} has columns {[c[0] for c in columns][:4]}..., expected "
+                f"{names[:4]}...; the file does not belong to layer {meta.name!r} as the "
                 "manifest describes it: restore it (or the manifest) or recapture."
             )
-        layout = meta.layout
-        widths = [e - s for s, e in map(layout.block_range, range(layout.n_blocks))]
         ident = meta.identity(self.dataset_id, part)
-        check_cell_widths(pf.schema_arrow, ident, widths, where)
+        check_cell_widths(columns, ident, widths, where)
         check_part(PartIdentity.from_metadata(pf.metadata.metadata), ident, where)
 
     def _explain_mismatch(self, meta: LayerMeta, part: int) -> None:

@@ -26,6 +26,7 @@ from distmi.store.identity import (
     ValuesHasher,
     check_cell_widths,
     dataset_id_for,
+    parquet_columns,
     targets_metadata,
 )
 from distmi.store.manifest import (
@@ -106,7 +107,7 @@ def _rewrite_part(root: StorePath, meta: LayerMeta, k: int, dataset_id: str
     src = pq.ParquetFile((root / rec.path).parquet_source(), page_checksum_verification=True)
     widths = [e - s for s, e in map(layout.block_range, range(layout.n_blocks))]
     where = f"dataset file {rec.path} in {root}"
-    check_cell_widths(src.schema_arrow, meta.identity(dataset_id, k), widths, where)
+    check_cell_widths(parquet_columns(src.metadata), meta.identity(dataset_id, k), widths, where)
     if src.schema_arrow.names != layout.column_names():
         raise CorruptDataError(
             f"{where} has columns {src.schema_arrow.names[:4]}..., expected "

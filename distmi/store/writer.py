@@ -29,7 +29,13 @@ from distmi.core.errors import (
 from distmi.core.storage import StorePath
 from distmi.core.validation import check_choice, check_int
 from distmi.store import _format as fmt
-from distmi.store.files import FileRecord, atomic_write_json, record_file, tmp_name
+from distmi.store.files import (
+    FileRecord,
+    HashingSink,
+    atomic_write_json,
+    record_file,
+    tmp_name,
+)
 from distmi.store.identity import PartIdentity, ValuesHasher, dataset_id_for, targets_metadata
 from distmi.store.manifest import (
     FORMAT,
@@ -76,7 +82,7 @@ class _LayerPart:
     buf: list[np.ndarray] = field(default_factory=list)
     n_buf: int = 0
     writer: pq.ParquetWriter | None = None
-    sink: Any = None
+    sink: HashingSink | None = None
     hasher: ValuesHasher | None = None
 
     def append(self, values: np.ndarray) -> None:
@@ -103,10 +109,12 @@ class _LayerPart:
     def _open(self) -> None:
         self.hasher = ValuesHasher(self.layout.dtype)
         if self.path.is_local:  # a temporary sibling, renamed when complete
-            target: Any = str(tmp_name(self.path).local)
+            raw: Any = open(tmp_name(self.path).local, "wb")  # closed by close()/abort()
         else:  # an object-store upload becomes visible only when it completes
-            self.sink = target = self.path.open_output()
-        self.writer = pq.ParquetWriter(target, self.schema, **fmt.writer_options(self.compression))
+            raw = self.path.open_output()
+        self.sink = HashingSink(raw)  # the file's sha256 without reading it back
+        self.writer = pq.ParquetWriter(pa.PythonFile(self.sink, mode="w"), self.schema,
+                                       **fmt.writer_options(self.compression))
 
     def _write(self, values: np.ndarray) -> None:
         if self.writer is None:
@@ -124,26 +132,23 @@ class _LayerPart:
                         values_sha256=self.hasher.hexdigest())
         self.writer.add_key_value_metadata(ident.to_metadata())
         self.writer.close()
-        if self.sink is not None:
-            self.sink.close()
-        else:
+        self.sink.flush()
+        self.sink.close()
+        if self.path.is_local:
             tmp_name(self.path).rename(self.path)
         return ident.values_sha256
 
     def abort(self) -> None:
-        if self.writer is not None:
-            try:
-                self.writer.close()
-            except Exception:  # pragma: no cover - best effort while unwinding
-                pass
-        if self.sink is not None:
-            try:
-                self.sink.close()
-            except Exception:  # pragma: no cover
-                pass
-            self.path.unlink(missing_ok=True)  # a partial upload is never listed anyway
-        else:
+        for closer in (self.writer, self.sink):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:  # pragma: no cover - best effort while unwinding
+                    pass
+        if self.path.is_local:
             tmp_name(self.path).unlink(missing_ok=True)
+        else:
+            self.path.unlink(missing_ok=True)  # a partial upload is never listed anyway
 
 
 def prepare_folder(root: StorePath, overwrite: bool) -> None:
@@ -296,7 +301,7 @@ class DatasetWriter:
         files, values = {}, {}
         for name, part in self._open.items():
             values[name] = part.close()
-            files[name] = record_file(self.root, part.path).to_dict()
+            files[name] = record_file(self.root, part.path, written=part.sink).to_dict()
         self._open, self._part = {}, None
         return {
             "index": index,
