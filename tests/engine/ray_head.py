@@ -40,7 +40,11 @@ def _free_ports(n: int) -> list[int]:
 
 @contextmanager
 def ray_head(num_cpus: int = 2, env: dict[str, str] | None = None, timeout_s: float = 120):
-    """Start a head; yield ``(dashboard_url, temp_dir)``; stop it at the end."""
+    """Start a head; yield ``(dashboard_url, temp_dir)``; stop it at the end.
+
+    ``env`` adds to the head's environment, e.g. ``RAY_AUTH_MODE=token`` with ``RAY_AUTH_TOKEN``
+    for a head with token auth.
+    """
     ray_bin = Path(sys.executable).with_name("ray")
     temp = tempfile.mkdtemp(prefix="dmh", dir="/tmp")  # short: Ray's socket paths are limited
     ports = _free_ports(len(_PORT_OPTIONS) + 1)
@@ -59,6 +63,8 @@ def ray_head(num_cpus: int = 2, env: dict[str, str] | None = None, timeout_s: fl
     proc = subprocess.Popen(cmd, env=head_env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=temp)
     url = f"http://127.0.0.1:{ports[1]}"
+    token = head_env.get("RAY_AUTH_TOKEN") if head_env["RAY_AUTH_MODE"] == "token" else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -66,7 +72,8 @@ def ray_head(num_cpus: int = 2, env: dict[str, str] | None = None, timeout_s: fl
                 raise RuntimeError(f"ray start exited ({proc.returncode}): "
                                    f"{(Path(temp) / 'ray-start.log').read_text()[-2000:]}")
             try:  # up, and listing its node (the state API lags the start by a few seconds)
-                nodes = urllib.request.urlopen(url + "/api/v0/nodes?limit=10", timeout=5).read()
+                request = urllib.request.Request(url + "/api/v0/nodes?limit=10", headers=headers)
+                nodes = urllib.request.urlopen(request, timeout=5).read()
                 if b'"node_ip"' in nodes:
                     break
                 time.sleep(0.5)

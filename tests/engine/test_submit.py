@@ -261,3 +261,35 @@ def test_status_exits_non_zero_for_a_stopped_job_and_times_out(head, cli):
     assert res.exit_code == 1 and "STOPPED" in res.output
     res = cli("status", "no-such-job", "--address", head)
     assert res.exit_code == 2 and "has no job 'no-such-job'" in res.output
+
+
+@pytest.mark.ray
+def test_a_head_with_token_auth_needs_the_token(tmp_path):
+    """Ray token auth (RAY_AUTH_MODE=token): with the token the cluster answers; without it,
+    or with a wrong one, the command says how to give it (exit 2, no traceback)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray")
+    from ray_head import ray_head
+
+    token = "distmi-test-token-" + os.urandom(8).hex()
+    with ray_head(num_cpus=1, env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}) as (url, _):
+        def distmi(*args, **env):
+            base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+            full = {**base, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT), **env}
+            return subprocess.run([sys.executable, "-m", "distmi.cli", *args], env=full,
+                                  capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+        submit = ["submit", JOB, "--address", url, "--dry-run",
+                  "--output", "s3://bucket/out", "--dataset", "s3://bucket/iris"]
+        ok = distmi(*submit, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+        assert ok.returncode == 0, ok.stderr
+        assert json.loads(ok.stdout)["metadata"]["output"] == "s3://bucket/out"
+        refused = distmi(*submit, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="not-the-token")
+        status = distmi("status", "nojob", "--address", url, RAY_AUTH_MODE="disabled")
+        for res in (refused, status):  # the state API, then the Jobs API
+            assert res.returncode == 2, res.stderr
+            assert "requires token authentication; set RAY_AUTH_MODE=token" in res.stderr
+            assert "Traceback" not in res.stderr
