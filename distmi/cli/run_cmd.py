@@ -165,7 +165,11 @@ def submit_command(
     try:
         single = cluster_is_single_machine(url)
     except (ConnectionError, RuntimeError) as exc:
-        raise _fail(f"could not reach the Ray dashboard at {url}: {exc}") from exc
+        if not dry_run:
+            raise _fail(f"could not reach the Ray dashboard at {url}: {exc}") from exc
+        single = False  # planned as for a remote cluster: relative paths are refused
+        typer.echo(f"note: {url} could not be reached, so the submission is planned as for a "
+                   "cluster of other machines", err=True)
     sub = build_submission(job, spec, working_dir=working_dir, pip=pip or None,
                            single_machine=single, output=output, dataset=dataset)
     where = sub.metadata["output"]

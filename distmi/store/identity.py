@@ -176,6 +176,27 @@ def check_part(found: PartIdentity | None, expected: PartIdentity, where: str) -
         )
 
 
+def check_part_file(metadata: Any, expected: PartIdentity, names: list[str],
+                    widths: list[int], where: str) -> None:
+    """All read-time checks of one part from its Parquet footer (``FileMetaData``).
+
+    Args:
+        metadata: the open file's ``pyarrow.parquet.FileMetaData``.
+        expected: the manifest's identity of the part.
+        names, widths: the manifest layout's column names and units per column.
+        where: the file, for the messages.
+    """
+    columns = parquet_columns(metadata)
+    if [c[0] for c in columns] != names:
+        raise CorruptDataError(
+            f"{where} has columns {[c[0] for c in columns][:4]}..., expected {names[:4]}...; "
+            f"the file does not belong to layer {expected.layer!r} as the manifest describes "
+            f"it: {_FIX}"
+        )
+    check_cell_widths(columns, expected, widths, where)
+    check_part(PartIdentity.from_metadata(metadata.metadata), expected, where)
+
+
 def targets_metadata(dataset_id: str, n_rows: int) -> dict[bytes, bytes]:
     """Key-value metadata of ``targets.parquet``."""
     return {TARGETS_KEY: json.dumps({"dataset_id": dataset_id, "n_rows": int(n_rows)}).encode()}

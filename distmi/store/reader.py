@@ -25,14 +25,9 @@ import pyarrow.parquet as pq
 from distmi.core.errors import CorruptDataError, StoreError, UnknownLayerError
 from distmi.core.storage import StorePath
 from distmi.core.validation import check_int
+from distmi.store.block_plan import BlockPlan, decode_rows, unit_plan
 from distmi.store.files import FileRecord, check_full, check_quick
-from distmi.store.identity import (
-    PartIdentity,
-    check_cell_widths,
-    check_part,
-    check_targets,
-    parquet_columns,
-)
+from distmi.store.identity import PartIdentity, check_part_file, check_targets
 from distmi.store.manifest import LayerMeta, load_manifest, manifest_bytes_hash
 from distmi.store.selection import as_array, normalize_index, selection_size
 
@@ -45,16 +40,6 @@ class _RowGroup:
     index: int
     start: int  # global row of the first row
     stop: int
-
-
-@dataclass(frozen=True)
-class _BlockPlan:
-    """Copy ``block[:, src]`` to ``out[:, dst]`` (slices for contiguous units, else arrays)."""
-
-    block: int
-    column: str
-    src: slice | np.ndarray
-    dst: slice | np.ndarray
 
 
 def unknown_name_error(kind: str, name: str, available: list[str], where: str) -> UnknownLayerError:
@@ -171,7 +156,7 @@ class ActivationDataset:
         u = normalize_index(units, meta.n_units, "units")
         r = normalize_index(rows, self.n_samples, "rows")
         out = np.empty((selection_size(r), selection_size(u)), dtype=meta.dtype)
-        plan = self._unit_plan(meta, u)
+        plan = unit_plan(meta.layout, u)
         if isinstance(r, slice):
             self._read_slice(meta, plan, r.start, r.stop, out, 0)
         else:
@@ -195,7 +180,7 @@ class ActivationDataset:
         """
         meta = self.layer_info(name)
         u = normalize_index(units, meta.n_units, "units")
-        plan = self._unit_plan(meta, u)
+        plan = unit_plan(meta.layout, u)
         if batch_rows is None:
             spans = [(g.start, g.stop) for g in self._row_groups(meta)]
         else:
@@ -277,24 +262,14 @@ class ActivationDataset:
 
     def _check_part(self, meta: LayerMeta, part: int, pf: pq.ParquetFile) -> None:
         """Columns, cell widths and identity of an open part against the manifest."""
-        where = f"dataset file {meta.parts[part].file.path} in {self.path}"
         expected = self._expected.get(meta.name)
         if expected is None:
             layout = meta.layout
             expected = self._expected[meta.name] = (
                 layout.column_names(),
                 [e - s for s, e in map(layout.block_range, range(layout.n_blocks))])
-        names, widths = expected
-        columns = parquet_columns(pf.metadata)
-        if [c[0] for c in columns] != names:
-            raise CorruptDataError(
-                f"{where} has columns {[c[0] for c in columns][:4]}..., expected "
-                f"{names[:4]}...; the file does not belong to layer {meta.name!r} as the "
-                "manifest describes it: restore it (or the manifest) or recapture."
-            )
-        ident = meta.identity(self.dataset_id, part)
-        check_cell_widths(columns, ident, widths, where)
-        check_part(PartIdentity.from_metadata(pf.metadata.metadata), ident, where)
+        check_part_file(pf.metadata, meta.identity(self.dataset_id, part), *expected,
+                        f"dataset file {meta.parts[part].file.path} in {self.path}")
 
     def _explain_mismatch(self, meta: LayerMeta, part: int) -> None:
         """After a size/footer mismatch: raise the identity error if the file is another part."""
@@ -325,25 +300,6 @@ class ActivationDataset:
             self._groups[meta.name] = groups
         return groups
 
-    def _unit_plan(self, meta: LayerMeta, u: np.ndarray | slice) -> list[_BlockPlan]:
-        layout = meta.layout
-        plans = []
-        if isinstance(u, slice):
-            if u.stop <= u.start:
-                return []
-            for b in range(u.start // layout.block_units, (u.stop - 1) // layout.block_units + 1):
-                s, e = layout.block_range(b)
-                lo, hi = max(s, u.start), min(e, u.stop)
-                plans.append(_BlockPlan(b, layout.column_name(b), slice(lo - s, hi - s),
-                                        slice(lo - u.start, hi - u.start)))
-            return plans
-        blocks = u // layout.block_units
-        for b in np.unique(blocks):
-            pos = np.flatnonzero(blocks == b)
-            s, _ = layout.block_range(int(b))
-            plans.append(_BlockPlan(int(b), layout.column_name(int(b)), u[pos] - s, pos))
-        return plans
-
     def _read_group(self, meta: LayerMeta, g: _RowGroup, columns: list[str]) -> pa.Table:
         try:
             return self._file(meta, g.part).read_row_group(
@@ -352,26 +308,7 @@ class ActivationDataset:
         except (OSError, pa.ArrowException) as exc:
             raise _corrupt(self.path, meta.parts[g.part].file.path, exc) from exc
 
-    def _decode(self, meta: LayerMeta, table: pa.Table, plan: list[_BlockPlan], lo: int, hi: int,
-                out: np.ndarray, out_row: int) -> None:
-        """Copy rows [lo, hi) (relative to the row group) of ``table`` into ``out[out_row:]``."""
-        layout = meta.layout
-        for p in plan:
-            s, e = layout.block_range(p.block)
-            width = e - s
-            row = 0
-            for chunk in table.column(p.column).chunks:
-                n = len(chunk)
-                a, b = max(lo, row), min(hi, row + n)
-                if a < b:
-                    view = np.frombuffer(
-                        chunk.buffers()[1], dtype=np.dtype(meta.dtype).newbyteorder("<"),
-                        count=n * width, offset=chunk.offset * width * layout.itemsize,
-                    ).reshape(n, width)
-                    out[out_row + a - lo : out_row + b - lo, p.dst] = view[a - row : b - row, p.src]
-                row += n
-
-    def _read_slice(self, meta: LayerMeta, plan: list[_BlockPlan], start: int, stop: int,
+    def _read_slice(self, meta: LayerMeta, plan: list[BlockPlan], start: int, stop: int,
                     out: np.ndarray, out_row: int) -> None:
         columns = [p.column for p in plan]
         if not plan or stop <= start:
@@ -381,9 +318,9 @@ class ActivationDataset:
                 continue
             table = self._read_group(meta, g, columns)
             lo, hi = max(start, g.start) - g.start, min(stop, g.stop) - g.start
-            self._decode(meta, table, plan, lo, hi, out, out_row + g.start + lo - start)
+            decode_rows(meta.layout, table, plan, lo, hi, out, out_row + g.start + lo - start)
 
-    def _read_indices(self, meta: LayerMeta, plan: list[_BlockPlan], idx: np.ndarray,
+    def _read_indices(self, meta: LayerMeta, plan: list[BlockPlan], idx: np.ndarray,
                       out: np.ndarray) -> None:
         if not plan or len(idx) == 0:
             return
@@ -397,7 +334,7 @@ class ActivationDataset:
             local = idx[pos] - g.start
             lo, hi = int(local.min()), int(local.max()) + 1
             tmp = np.empty((hi - lo, out.shape[1]), dtype=out.dtype)
-            self._decode(meta, self._read_group(meta, g, columns), plan, lo, hi, tmp, 0)
+            decode_rows(meta.layout, self._read_group(meta, g, columns), plan, lo, hi, tmp, 0)
             out[pos] = tmp[local - lo]
 
 
