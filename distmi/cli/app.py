@@ -28,9 +28,20 @@ EXIT_INTERNAL = 3
 DEBUG_ENV = "DISTMI_DEBUG"
 
 
-#: Exceptions that already mean "exit with this status" (Typer's and Click's own).
-_PASS_THROUGH = (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort,
-                 click.ClickException)
+def _framework_exceptions() -> tuple[type[BaseException], ...]:
+    """Exceptions that already mean "exit with this status": Typer's and Click's own (recent
+    Typer versions ship their own copy of Click as ``typer._click``)."""
+    kinds: list[type[BaseException]] = [typer.Exit, typer.Abort, click.exceptions.Exit,
+                                        click.exceptions.Abort, click.ClickException]
+    vendored = getattr(getattr(typer, "_click", None), "exceptions", None)
+    for name in ("ClickException", "TyperException"):
+        kind = getattr(vendored, name, None)
+        if isinstance(kind, type) and issubclass(kind, BaseException):
+            kinds.append(kind)
+    return tuple(kinds)
+
+
+_PASS_THROUGH = _framework_exceptions()
 
 
 def _debug() -> bool:

@@ -170,6 +170,13 @@ def cli():
     return lambda *args: runner.invoke(app, [str(a) for a in args])
 
 
+def _job_id(stdout: str) -> str:
+    """The submission id `distmi submit` printed (stray log lines of Ray may surround it)."""
+    import re
+
+    return re.search(r"^(distmi-[\w-]+)$", stdout, re.M).group(1)
+
+
 def _project(tmp_path: Path, dataset: str, output: str) -> Path:
     """A working directory with a tiny dataset and a job file using relative paths."""
     from distmi.store import write_dataset
@@ -197,7 +204,7 @@ def test_submitted_job_commits_its_results_to_the_submitters_folder(head, cli, t
     monkeypatch.chdir(wd)
     res = cli("submit", "jobs/tiny.yaml", "--address", head)
     assert res.exit_code == 0, res.output
-    job_id = res.output.splitlines()[0]
+    job_id = _job_id(res.stdout)
     assert f"results will be committed to {wd / 'out/tiny'}" in res.output
     res = cli("status", job_id, "--address", head, "--wait", "--timeout", "300", "--tail", "5")
     assert res.exit_code == 0, res.output
@@ -234,7 +241,7 @@ def test_status_exits_non_zero_for_a_failed_job(head, cli, tmp_path, monkeypatch
     monkeypatch.chdir(wd)
     res = cli("submit", "jobs/tiny.yaml", "--address", head)
     assert res.exit_code == 0, res.output
-    job_id = res.output.splitlines()[0]
+    job_id = _job_id(res.stdout)
     res = cli("status", job_id, "--address", head, "--wait", "--timeout", "300")
     assert res.exit_code == 1, res.output
     assert f"{job_id}: FAILED" in res.output

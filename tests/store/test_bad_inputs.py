@@ -589,3 +589,9 @@ def test_unexpected_errors_print_a_short_message_and_how_to_see_the_traceback(mo
 def test_the_table_is_large_enough():
     assert len(CASES) >= 40
     assert len({c.id for c in CASES}) == len(CASES)
+
+
+def test_usage_errors_keep_clicks_message_and_exit_code():
+    res = _cli()("status", "some-job", "--no-such-option")
+    assert res.exit_code == 2 and "No such option" in res.output
+    assert "internal error" not in res.output
