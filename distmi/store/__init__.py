@@ -8,6 +8,9 @@ import torch when called.
     ds = open_dataset("out/acts")
     acts = ds.read_layer("fc1", units=slice(0, 64))          # (n_samples, 64)
     shards = plan_shards(ds, "fc1", units_per_shard=128)     # work units for the engine
+    ds = open_dataset("s3://bucket/acts")                     # any pyarrow filesystem URI
+
+Every part file carries its identity, checked on first read (:mod:`distmi.store.identity`).
 """
 
 from __future__ import annotations
