@@ -168,9 +168,11 @@ def _audit(job, baseline, dataset, output, report, no_report, address, executor,
         typer.echo(f"drift starts at layer {result.onset} (the first drifted layer in depth order)")
     typer.echo(f"{result.verdict}: audit written to {result.path}")
     if not no_report:
+        from distmi.core.storage import StorePath
         from distmi.report import write_report
 
-        folder = Path(expand_placeholders(report)) if report else Path(spec.output) / "report"
+        folder = (StorePath.of(expand_placeholders(report)) if report
+                  else StorePath.of(spec.output) / "report")
         page = write_report(spec.output, folder, baseline=base,
                             audit=json.loads(result.path.read_text()),
                             comparison=result.comparison)

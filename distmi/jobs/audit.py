@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distmi.core.atomic import atomic_write_bytes
 from distmi.core.errors import InvalidInputError, SpecError, StoreError
+from distmi.core.storage import StorePath
 from distmi.jobs.audit_spec import AuditSpec
 from distmi.jobs.runner import JobResult, plan_job, run_job
 from distmi.jobs.spec import JobSpec, UnitTopK, spec_hash, spec_to_dict
@@ -69,7 +69,7 @@ class AuditResult:
     comparison: Comparison
     job: JobResult
     thresholds: AuditSpec
-    path: Path
+    path: StorePath
 
     @property
     def exit_code(self) -> int:
@@ -98,7 +98,7 @@ def _uses_top_k(spec: JobSpec) -> bool:
 
 
 def _check_planned_overlap(base: pd.DataFrame, layers: list[str], targets: list[str] | None,
-                           base_path: Path) -> None:
+                           base_path: StorePath) -> None:
     """Refuse, before computing, an audit whose layers or targets miss the baseline's."""
     checks = [("layer", layers)] + ([("target", targets)] if targets else [])
     for col, planned in checks:
@@ -111,14 +111,14 @@ def _check_planned_overlap(base: pd.DataFrame, layers: list[str], targets: list[
             )
 
 
-def _clear_previous(output: Path, shash: str, overwrite: bool) -> None:
+def _clear_previous(output: StorePath, shash: str, overwrite: bool) -> None:
     """Remove an earlier audit's files from this job's output folder (not another job's)."""
     job_file = output / "job.json"
     if not overwrite and job_file.is_file():
         try:
-            if json.loads(job_file.read_text()).get("spec_hash") != shash:
+            if json.loads(job_file.read_bytes()).get("spec_hash") != shash:
                 return  # another job's folder: run_job refuses it and nothing is removed
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             return
     for name in (AUDIT_FILE, ROWS_FILE):
         (output / name).unlink(missing_ok=True)
@@ -159,9 +159,9 @@ def run_audit(
             "top_k_variance, which picks different units on each dataset; use units: all, "
             "{range: [start, stop]} or {indices: [...]}."
         )
-    base_path = Path(base_path)
-    output = Path(spec.output)
-    if output.resolve() == base_path.resolve():
+    base_path = StorePath.of(base_path)
+    output = StorePath.of(spec.output)
+    if output.uri.rstrip("/") == base_path.uri.rstrip("/"):
         raise SpecError(
             f"the audit's output {output} is its baseline folder; write the audit elsewhere "
             "(--output, e.g. out/audits/{date}) so the baseline is kept."
@@ -200,8 +200,8 @@ def run_audit(
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(comparison.rows, preserve_index=False), sink,
                    compression="zstd")
-    atomic_write_bytes(output / ROWS_FILE, sink.getvalue().to_pybytes())
-    atomic_write_bytes(path, json.dumps(doc, indent=2, sort_keys=True, default=str).encode())
+    (output / ROWS_FILE).write_bytes(sink.getvalue().to_pybytes())
+    path.write_bytes(json.dumps(doc, indent=2, sort_keys=True, default=str).encode())
     return out
 
 
@@ -244,14 +244,14 @@ def expand_placeholders(text: str, now: _dt.datetime | None = None) -> str:
             .replace("{datetime}", t.strftime("%Y%m%d-%H%M%S")))
 
 
-def load_audit(path: str | Path) -> dict[str, Any]:
+def load_audit(path: str | Path | StorePath) -> dict[str, Any]:
     """Read ``audit.json`` from an audit's output folder (or the file itself).
 
     Raises:
         StoreError: no audit there.
     """
-    p = Path(path)
+    p = StorePath.of(path)
     p = p / AUDIT_FILE if p.is_dir() else p
     if not p.is_file():
         raise StoreError(f"{p} does not exist; run `distmi audit JOB --baseline RESULTS` first.")
-    return json.loads(p.read_text())
+    return json.loads(p.read_bytes())

@@ -133,7 +133,9 @@ def _load(side: Any, name: str) -> tuple[pd.DataFrame, dict[str, Any] | None, st
     JobResult-like object or a bare table."""
     import pandas as pd
 
-    if isinstance(side, str | Path):
+    from distmi.core.storage import StorePath
+
+    if isinstance(side, str | Path | StorePath):
         from distmi.reduce.commit import load_results
 
         table, manifest = load_results(side)

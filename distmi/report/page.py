@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
-from distmi.core.atomic import atomic_write_bytes
 from distmi.core.errors import InvalidParameterError, StoreError
+from distmi.core.storage import StorePath
 from distmi.reduce.commit import load_results
 from distmi.reduce.compare import Comparison, compare, comparison_from_rows
 from distmi.reduce.drift import (
@@ -70,9 +71,9 @@ def _fmt(v: Any, spec: str = ".3f") -> str:
     return str(v)
 
 
-def _load(results: Any) -> tuple[pd.DataFrame, dict[str, Any], Path | None]:
-    if isinstance(results, str | Path):
-        root = Path(results)
+def _load(results: Any) -> tuple[pd.DataFrame, dict[str, Any], StorePath | None]:
+    if isinstance(results, str | Path | StorePath):
+        root = StorePath.of(results)
         if not root.is_dir():
             raise StoreError(f"results folder {root} does not exist; pass the output folder of "
                              "`distmi run` or `distmi audit`.")
@@ -195,7 +196,7 @@ def _audit_context(comparison: Comparison, layers: pd.DataFrame, drift: bool,
 
 def write_report(
     results: Any,
-    out: str | Path,
+    out: str | Path | StorePath,
     *,
     baseline: Any = None,
     audit: dict[str, Any] | None = None,
@@ -207,7 +208,7 @@ def write_report(
     min_effect: float | None = None,
     max_drift_fraction: float | None = None,
     dpi: int = 100,
-) -> Path:
+) -> Path | StorePath:
     """Write the report of ``results`` (and of its audit against ``baseline``) to ``out``.
 
     Args:
@@ -228,14 +229,15 @@ def write_report(
 
     table, manifest, root = _load(results)
     if audit is None and root is not None and (root / AUDIT_FILE).is_file():
-        audit = json.loads((root / AUDIT_FILE).read_text())
+        audit = json.loads((root / AUDIT_FILE).read_bytes())
     th = _thresholds(audit, fdr, min_effect, max_drift_fraction)
     rows_file = root / ROWS_FILE if root is not None else None
     if (comparison is None and baseline is None and audit is not None and rows_file is not None
             and rows_file.is_file()):
         # an audit folder carries its compared rows: the drift view needs no baseline
         comparison = comparison_from_rows(
-            pq.read_table(rows_file).to_pandas(), audit.get("settings") or {},
+            pq.read_table(pa.BufferReader(rows_file.read_bytes())).to_pandas(),
+            audit.get("settings") or {},
             base=audit.get("baseline"), new=audit.get("new"), notes=audit.get("notes"),
             fdr=th["fdr"], min_effect=th["min_effect"])
     if comparison is None and baseline is not None:
@@ -250,12 +252,11 @@ def write_report(
                                               th["missing_rows"],
                                               order=layer_order(table, manifest))
         audit_ctx = _audit_context(comparison, layers, drift, reasons, th)
-    folder = Path(out)
-    (folder / "figures").mkdir(parents=True, exist_ok=True)
+    folder = StorePath.of(out)
     entries = build_figures(table, manifest, comparison=comparison, layers_summary=layers,
                             threshold=th["max_drift_fraction"], top=top, dpi=dpi)
     for e in entries:
-        atomic_write_bytes(folder / "figures" / f"{e.id}.png", e.png)
+        (folder / "figures" / f"{e.id}.png").write_bytes(e.png)
         e.src = (f"data:image/png;base64,{base64.b64encode(e.png).decode('ascii')}" if embed
                  else f"figures/{e.id}.png")
     env = Environment(loader=PackageLoader("distmi.report", "templates"),
@@ -272,5 +273,5 @@ def write_report(
         version=str(manifest.get("distmi_version", "")),
     )
     path = folder / "index.html"
-    atomic_write_bytes(path, page.encode("utf-8"))
-    return path
+    path.write_bytes(page.encode("utf-8"))
+    return path.local if path.local is not None else path
