@@ -60,19 +60,22 @@ def _print_layers(result) -> None:
     Console().print(t)
 
 
-def _submit(job: Path, spec, baseline: str, extra: list[str], submit: str, working_dir: Path,
-            wait: bool, timeout: float) -> int:
+def _submit(job: Path, baseline: str, output: str | None, dataset: str | None,
+            extra: list[str], submit: str, working_dir: Path, wait: bool, timeout: float) -> int:
     from distmi.jobs.audit_submit import build_audit_submission, wait_for_verdict
-    from distmi.jobs.submit import check_address
+    from distmi.jobs.spec import load_spec
+    from distmi.jobs.submit import check_address, cluster_is_single_machine
     from distmi.jobs.submit import submit as send
 
     address = check_address(submit)
-    sub = build_audit_submission(job, spec, baseline=baseline, extra_args=extra,
-                                 working_dir=working_dir)
+    sub = build_audit_submission(job, load_spec(job), baseline=baseline, output=output,
+                                 dataset=dataset, extra_args=extra, working_dir=working_dir,
+                                 single_machine=cluster_is_single_machine(address))
     job_id = send(sub, address)
     typer.echo(job_id)
+    typer.echo(f"audit results will be committed to {sub.metadata['output']}")
     if not wait:
-        typer.echo(f"follow it with: distmi status {job_id} --address {address}")
+        typer.echo(f"follow it with: distmi status {job_id} --address {address} --wait")
         return 0
     code, message = wait_for_verdict(job_id, address, timeout_s=timeout, log=typer.echo)
     typer.echo(message, err=code == EXIT_ERROR)
@@ -130,16 +133,15 @@ def _audit(job, baseline, dataset, output, report, no_report, address, executor,
             raise SpecError("the audit has no baseline: pass --baseline RESULTS or set "
                             "audit.baseline in the job file.")
         extra = []
-        if dataset is not None:
-            extra += ["--dataset", spec.dataset.path]
-        extra += ["--output", spec.output]
         if report is not None:
             extra += ["--report", expand_placeholders(report)]
         if no_report:
             extra.append("--no-report")
         if workers is not None:
             extra += ["--workers", str(workers)]
-        return _submit(job, spec, base, extra, submit, working_dir, wait, timeout)
+        return _submit(job, base, spec.output if output is not None else None,
+                       spec.dataset.path if dataset is not None else None, extra, submit,
+                       working_dir, wait, timeout)
 
     if quiet:
         result = run_audit(spec, base, address=address, overwrite=overwrite)

@@ -3,8 +3,9 @@ for its verdict, so a scheduler outside the cluster (a Kubernetes CronJob, cron)
 the exit code.
 
 The submission is the one ``distmi submit`` builds (working directory, excludes, env vars, id
-and metadata) with the entry point replaced by
-``python -m distmi.cli audit JOB --baseline B --address auto [--dataset D] [--output O] ...``,
+and metadata; relative output, dataset and baseline paths refused on a cluster of other
+machines) with the entry point replaced by
+``python -m distmi.cli audit JOB --address auto [--output O] [--dataset D] --baseline B ...``,
 run as the driver on the head node. :func:`wait_for_verdict` polls the job until it ends and
 maps the driver's exit code (Ray's ``JobInfo.driver_exit_code``): 0 no drift, 1 drift;
 anything else (a failed or stopped job, a lost driver, a timeout) is an error, 2.
@@ -20,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from distmi.jobs.spec import JobSpec
-from distmi.jobs.submit import TERMINAL, Submission, build_submission, check_address
+from distmi.jobs.submit import (
+    TERMINAL,
+    Submission,
+    build_submission,
+    check_address,
+    resolve_location,
+)
 
 EXIT_ERROR = 2
 
@@ -30,24 +37,37 @@ def build_audit_submission(
     spec: JobSpec,
     *,
     baseline: str,
+    output: str | None = None,
+    dataset: str | None = None,
     extra_args: list[str] | None = None,
     working_dir: str | Path = ".",
     pip: list[str] | None = None,
+    single_machine: bool = False,
 ) -> Submission:
     """The Jobs API submission of ``distmi audit`` for ``job_file`` (see module docstring).
 
     Args:
         job_file: the audit's job file, inside ``working_dir``.
-        spec: the job with any overrides applied (its id and metadata come from it).
-        baseline: the baseline results folder as the cluster sees it (shared storage).
-        extra_args: further ``distmi audit`` arguments (``--dataset``, ``--output``, ...),
-            already expanded (no ``{date}`` placeholders left).
+        spec: the job as its file says (overrides go in ``output`` and ``dataset``).
+        baseline: the baseline results, where the cluster reads them (a URI or a shared path).
+        output, dataset: overrides of the job's ``output`` and ``dataset.path`` (expanded: no
+            ``{date}`` left).
+        extra_args: further ``distmi audit`` arguments (``--report``, ``--workers``, ...).
+        single_machine: every node of the cluster is this machine (relative paths are made
+            absolute instead of refused).
+
+    Raises:
+        SpecError: as :func:`~distmi.jobs.submit.build_submission`, and for a relative baseline
+            on a cluster of other machines.
     """
-    sub = build_submission(job_file, spec, working_dir=working_dir, pip=pip)
-    rel = shlex.split(sub.entrypoint)[4]  # python -m distmi.cli run REL --address auto
-    argv = ["python", "-m", "distmi.cli", "audit", rel, "--baseline", baseline,
-            "--address", "auto", *(extra_args or [])]
-    metadata = {**sub.metadata, "distmi_audit": "1", "baseline": baseline}
+    sub = build_submission(job_file, spec, working_dir=working_dir, pip=pip,
+                           single_machine=single_machine, output=output, dataset=dataset)
+    base = resolve_location(baseline, "audit.baseline", "--baseline", Path(working_dir).resolve(),
+                            single_machine=single_machine)
+    argv = shlex.split(sub.entrypoint)  # python -m distmi.cli run REL --address auto [...]
+    argv[3] = "audit"
+    argv += ["--baseline", base, *(extra_args or [])]
+    metadata = {**sub.metadata, "distmi_audit": "1", "baseline": base}
     return dataclasses.replace(sub, entrypoint=shlex.join(argv),
                                submission_id=sub.submission_id.replace("distmi-", "distmi-audit-", 1),
                                metadata=metadata)

@@ -15,6 +15,7 @@ import typer
 import yaml
 
 from distmi.cli import _load_commands, app
+from distmi.core.errors import SpecError
 from distmi.jobs import load_spec
 from distmi.jobs.audit_submit import build_audit_submission, wait_for_verdict
 
@@ -24,6 +25,18 @@ _load_commands()
 _CLICK = typer.main.get_command(app)
 _FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
 _RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
+
+
+def _engine_manifest_checks():
+    """The KubeRay field names and NetworkPolicy checks of tests/engine/test_manifests.py (one
+    list of the ray.io/v1 CRD fields for every manifest of cluster/)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "engine_manifest_checks", ROOT / "tests" / "engine" / "test_manifests.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _docs(name):
@@ -79,13 +92,18 @@ def test_kubernetes_cronjob_submits_the_audit_to_the_ray_cluster():
     assert container["command"][0] == "distmi"
     params = _parse_audit_argv(argv)
     assert (ROOT / params["job"]).is_file() and container["workingDir"] == "/app"
-    load_spec(ROOT / params["job"])
+    assert load_spec(ROOT / params["job"]).scaling.executor == "ray"  # submitted jobs need Ray
     # the submit address is the head service of the RayCluster manifest
-    (raycluster, _) = _docs("kuberay-raycluster.yaml")
+    raycluster = _docs("kuberay-raycluster.yaml")[0]
     assert params["submit"] == f"http://{raycluster['metadata']['name']}-head-svc:8265"
-    for key in ("baseline", "dataset", "output"):
-        assert params[key].startswith("/data/minilm-audit/")
+    for key in ("baseline", "dataset", "output"):  # on the storage every Ray pod reaches
+        assert params[key].startswith("$(DISTMI_STORE)/minilm-audit/")
     assert "{date}" in params["output"] and "{date}" in params["dataset"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["RAY_AUTH_MODE"]["value"] == "token"
+    assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": raycluster["spec"]["authOptions"]["secretName"], "key": "auth_token"}
+    assert {"configMapRef": {"name": "distmi-storage"}} in container["envFrom"]
     # the audit pods may reach the dashboard port of that cluster's head, nothing more
     assert policy["kind"] == "NetworkPolicy"
     assert policy["spec"]["podSelector"]["matchLabels"] == {
@@ -98,13 +116,22 @@ def test_kubernetes_cronjob_submits_the_audit_to_the_ray_cluster():
 
 
 def test_kuberay_raycronjob_runs_the_audit_as_a_rayjob():
-    (doc,) = _docs("kuberay-raycronjob.yaml")
+    doc, *policies = _docs("kuberay-raycronjob.yaml")
+    assert [p["kind"] for p in policies] == ["NetworkPolicy", "NetworkPolicy"]
     assert (doc["apiVersion"], doc["kind"]) == ("ray.io/v1", "RayCronJob")
     spec = doc["spec"]
     # the operator's schema (KubeRay 1.6/1.7): schedule and jobTemplate required
     assert set(spec) <= {"schedule", "jobTemplate", "suspend", "timeZone"}
     assert _valid_cron(spec["schedule"])
-    rayjob = spec["jobTemplate"]
+    rayjob = spec["jobTemplate"]  # a RayJob spec
+    crd = _engine_manifest_checks()
+    assert set(rayjob) <= crd.RAYJOB_SPEC, set(rayjob) - crd.RAYJOB_SPEC
+    assert set(rayjob["rayClusterSpec"]) <= crd.RAYCLUSTER_SPEC
+    assert set(rayjob["rayClusterSpec"]["headGroupSpec"]) <= crd.HEAD_GROUP
+    for group in rayjob["rayClusterSpec"]["workerGroupSpecs"]:
+        assert set(group) <= crd.WORKER_GROUP
+        assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+    assert rayjob["rayClusterSpec"]["rayVersion"] == crd.RAY
     assert rayjob["shutdownAfterJobFinishes"] is True and rayjob["backoffLimit"] == 0
     argv = shlex.split(rayjob["entrypoint"])
     assert argv[:3] == ["python", "-m", "distmi.cli"]
@@ -112,18 +139,30 @@ def test_kuberay_raycronjob_runs_the_audit_as_a_rayjob():
     assert params["address"] == "auto" and params["submit"] is None
     assert (ROOT / params["job"]).is_file()
     assert yaml.safe_load(rayjob["runtimeEnvYAML"])["working_dir"] == "/app"
+    for key in ("baseline", "dataset", "output"):  # the driver's shell expands $DISTMI_STORE
+        assert params[key].startswith("$DISTMI_STORE/minilm-audit/")
     cluster = rayjob["rayClusterSpec"]
+    assert cluster["authOptions"] == {"mode": "token", "secretName": "distmi-ray-token"}
     head = cluster["headGroupSpec"]
     assert head["serviceType"] == "ClusterIP"
-    pods = [head["template"]["spec"]] + [g["template"]["spec"] for g in cluster["workerGroupSpecs"]]
-    for pod in pods:
-        (c,) = pod["containers"]
+    templates = [head["template"]] + [g["template"] for g in cluster["workerGroupSpecs"]]
+    templates.append(rayjob["submitterPodTemplate"])
+    part_of = {t["metadata"]["labels"]["app.kubernetes.io/part-of"] for t in templates}
+    assert len(part_of) == 1
+    for t in templates:
+        (c,) = t["spec"]["containers"]
         assert c["image"] in _readme_images()
-        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
-        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
-        assert mounts == {"data": "/data"} and claims == {"data": "distmi-data"}
-    for key in ("baseline", "dataset", "output"):
-        assert params[key].startswith("/data/")  # on the volume every node mounts
+    for t in templates[:-1]:  # every Ray pod opens the storage itself
+        refs = [next(iter(r.values()))["name"] for r in t["spec"]["containers"][0]["envFrom"]]
+        assert refs == ["distmi-storage", "distmi-object-store"]
+    internal, operator = policies
+    label = next(iter(part_of))
+    assert internal["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/part-of": label}
+    assert operator["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/part-of": label, "ray.io/node-type": "head"}
+    assert {p["port"] for p in operator["spec"]["ingress"][0]["ports"]} == {8265, 6379}
+    labels = {"app.kubernetes.io/part-of": label}
+    crd._check_policies(policies, labels, {**labels, "ray.io/node-type": "head"})
 
 
 def test_crontab_line_for_one_machine():
@@ -186,15 +225,26 @@ def test_waiting_for_a_submitted_verdict(infos, code, text):
 
 def test_audit_submission_runs_the_audit_on_the_head():
     spec = load_spec(ROOT / "jobs/audits/minilm_audit.yaml")
-    sub = build_audit_submission("jobs/audits/minilm_audit.yaml", spec, baseline="/data/b",
-                                 extra_args=["--output", "/data/a/2026-11-23"], working_dir=ROOT)
+    sub = build_audit_submission(ROOT / "jobs/audits/minilm_audit.yaml", spec,
+                                 baseline="s3://b/base", output="s3://b/a/2026-11-23",
+                                 dataset="/mnt/shared/today", extra_args=["--no-report"],
+                                 working_dir=ROOT)
     argv = shlex.split(sub.entrypoint)
     assert argv[:5] == ["python", "-m", "distmi.cli", "audit", "jobs/audits/minilm_audit.yaml"]
     params = _parse_audit_argv(argv[3:])
-    assert (params["baseline"], params["address"], params["output"]) == (
-        "/data/b", "auto", "/data/a/2026-11-23")
+    assert (params["baseline"], params["address"], params["output"], params["dataset"]) == (
+        "s3://b/base", "auto", "s3://b/a/2026-11-23", "/mnt/shared/today")
+    assert params["no_report"] is True
     assert sub.submission_id.startswith("distmi-audit-minilm-audit-")
     assert sub.metadata["distmi_audit"] == "1" and ".venv" in sub.runtime_env["excludes"]
+    # a relative baseline would resolve inside Ray's temporary copy of the working directory
+    with pytest.raises(SpecError, match=r"audit\.baseline 'out/base' is a relative path"):
+        build_audit_submission(ROOT / "jobs/audits/minilm_audit.yaml", spec, baseline="out/base",
+                               output="s3://b/a", dataset="s3://b/d", working_dir=ROOT)
+    local = build_audit_submission(ROOT / "jobs/audits/minilm_audit.yaml", spec,
+                                   baseline="out/base", output="s3://b/a", dataset="s3://b/d",
+                                   working_dir=ROOT, single_machine=True)
+    assert f"--baseline {ROOT / 'out/base'}" in local.entrypoint
 
 
 def test_cli_submit_maps_the_driver_exit_code(monkeypatch):
@@ -204,15 +254,21 @@ def test_cli_submit_maps_the_driver_exit_code(monkeypatch):
 
     client = FakeJobs([_info("RUNNING"), _info("FAILED", 1)])
     monkeypatch.setattr(rx, "submission_client", lambda address: client)
+    monkeypatch.setattr(rx, "cluster_node_ips", lambda address: ["203.0.113.7"])  # remote
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr("distmi.jobs.audit_submit.time.sleep", lambda s: None)
-    res = CliRunner().invoke(app, ["audit", "jobs/audits/minilm_audit.yaml", "--dataset",
-                                   "/data/today/{date}", "--submit", "http://head:8265"])
+    args = ["audit", "jobs/audits/minilm_audit.yaml", "--dataset", "/data/today/{date}",
+            "--output", "s3://bucket/audits/{date}", "--submit", "http://head:8265"]
+    res = CliRunner().invoke(app, [*args, "--baseline", "s3://bucket/base"])
     assert res.exit_code == 1, res.output
     (sent,) = client.submitted
     argv = shlex.split(sent["entrypoint"])
     assert "{date}" not in sent["entrypoint"] and "--dataset" in argv
-    assert argv[argv.index("--baseline") + 1] == "out/minilm-audit/baseline"  # audit.baseline
+    assert argv[argv.index("--baseline") + 1] == "s3://bucket/base"
+    assert "drift (see audit.json" in res.output
+    # the job file's own baseline (audit.baseline) is relative: refused for a remote cluster
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "is a relative path" in res.output
     res = CliRunner().invoke(app, ["audit", "jobs/audits/minilm_audit.yaml", "--submit",
                                    "10.0.0.1:6379"])
     assert res.exit_code == 2 and "dashboard URL" in res.output
