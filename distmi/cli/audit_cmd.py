@@ -1,7 +1,8 @@
 """``distmi audit``: run a job on today's activations, compare with a baseline, exit 0/1/2.
 
 Exit codes: 0 no drift, 1 drift, 2 error (bad input, a failed run, an unreadable baseline,
-an unexpected exception): a scheduler or CI can gate on them.
+an unexpected exception, an interruption): a scheduler or CI can gate on them. Unlike the other
+commands an audit never exits 3 or 130, so "not 0 and not 1" always means "no verdict".
 """
 
 from __future__ import annotations
@@ -113,8 +114,12 @@ def audit_command(
     except KeyboardInterrupt as exc:
         raise _error("interrupted; run the same command again to resume") from exc
     except Exception as exc:  # an audit must never exit 1 (drift) because it crashed
-        traceback.print_exc()
-        raise _error(f"unexpected {type(exc).__name__}: {exc}") from exc
+        from distmi.cli.app import DEBUG_ENV, _debug
+
+        if _debug():
+            traceback.print_exc()
+        raise _error(f"unexpected {type(exc).__name__}: {exc} (run with {DEBUG_ENV}=1 to see "
+                     "the traceback)") from exc
     raise typer.Exit(code)
 
 
