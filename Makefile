@@ -10,7 +10,7 @@ PYTEST_FLAGS ?=
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install demo test test-slow test-gpu lint bench bench-gmm clean
+.PHONY: install demo test test-slow test-gpu lint bench bench-gmm bench-audit clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ bench: bench-gmm $(STAMP)
 	$(BIN)/python benchmarks/bench_sliced.py
 	$(BIN)/python benchmarks/bench_neural.py
 	$(BIN)/python benchmarks/bench_engine.py
+
+# The audit study: 20 null audits + 2 changed models of all-MiniLM-L6-v2 (hours on 2 cores),
+# then the report timing on the MiniLM layer sweep (run the sweep first: distmi run jobs/minilm_layer_sweep.yaml).
+bench-audit: $(STAMP)
+	$(BIN)/python benchmarks/bench_audit.py --runs 20 --out out/bench-audit
+	$(BIN)/python benchmarks/bench_report.py --results out/minilm-layer-sweep
 
 clean:
 	rm -rf $(VENV)

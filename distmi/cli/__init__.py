@@ -14,6 +14,9 @@ _COMMAND_MODULES = (
     "distmi.cli.estimate_cmd",
     "distmi.cli.store_cmd",
     "distmi.cli.run_cmd",
+    "distmi.cli.compare_cmd",
+    "distmi.cli.audit_cmd",
+    "distmi.cli.report_cmd",
 )
 
 

@@ -86,6 +86,7 @@ def run_command(
     overwrite: bool = typer.Option(False, help="Discard results already in the output folder."),
     top: int = typer.Option(3, help="Units per target in the summary table."),
     quiet: bool = typer.Option(False, help="No progress bar or summary."),
+    report: Path | None = typer.Option(None, help="Also write an HTML report to this folder."),
 ) -> None:
     """Run (or resume) a job: progress bar, committed results, summary of the top units."""
     from rich.progress import (
@@ -132,6 +133,13 @@ def run_command(
         f"({result.batches_run} batches run, {result.batches_resumed} resumed, "
         f"{t['wall_s']:.1f} s)"
     )
+    if report is not None:
+        from distmi.report import write_report
+
+        try:
+            typer.echo(f"report: {write_report(result.output, report)}")
+        except DistmiError as exc:
+            raise _fail(exc) from exc
 
 
 @app.command("submit")

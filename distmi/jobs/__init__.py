@@ -1,6 +1,9 @@
 """Jobs: YAML specs (pydantic v2), ``run_job`` (plan, execute, commit, resume), submission to a
-Ray cluster and reading committed results. Nothing here imports ray at import time."""
+Ray cluster, audits against a baseline (``run_audit``) and reading committed results. Nothing
+here imports ray at import time."""
 
+from distmi.jobs.audit import AuditResult, run_audit
+from distmi.jobs.audit_spec import AuditSpec
 from distmi.jobs.datasets import builtin_datasets, register_builtin_dataset
 from distmi.jobs.results import export_table, filter_table
 from distmi.jobs.runner import JobResult, plan_job, run_job
@@ -8,6 +11,8 @@ from distmi.jobs.spec import JobSpec, load_spec, parse_spec, spec_hash
 from distmi.reduce.commit import load_results
 
 __all__ = [
+    "AuditResult",
+    "AuditSpec",
     "JobResult",
     "JobSpec",
     "builtin_datasets",
@@ -18,6 +23,7 @@ __all__ = [
     "parse_spec",
     "plan_job",
     "register_builtin_dataset",
+    "run_audit",
     "run_job",
     "spec_hash",
 ]

@@ -21,7 +21,7 @@ from distmi.engine.worker import TaskConfig
 from distmi.jobs.datasets import resolve_dataset
 from distmi.jobs.spec import JobSpec, spec_hash, spec_to_dict
 from distmi.reduce.attribution import sort_table
-from distmi.reduce.commit import ResultStore, load_results
+from distmi.reduce.commit import ResultStore, load_results, results_dataset_hash
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,7 +94,7 @@ def run_job(
     t_start = time.perf_counter()
     ds, plan = plan_job(spec, log)
     shash = spec_hash(spec)
-    store = ResultStore(spec.output, shash)
+    store = ResultStore(spec.output, shash, dataset_hash=ds.manifest_hash)
     total = len(plan.batches)
     total_pairs = plan.n_pairs
     if store.is_committed and not overwrite:
@@ -105,12 +105,16 @@ def run_job(
                 log(f"the committed results in {spec.output} are damaged ({exc}); rebuilding "
                     "them from the parts")
         else:
-            if manifest.get("spec_hash") == shash:
+            if store.holds(manifest):
                 if log is not None:
                     log(f"{spec.output} already holds the committed results of this job")
                 if progress is not None:
                     progress(total_pairs, total_pairs)
                 return JobResult(table, manifest, spec.output, 0, total)
+            if manifest.get("spec_hash") == shash and log is not None:
+                log(f"{spec.output} holds this job's results on another dataset "
+                    f"({str(results_dataset_hash(manifest))[:12]}...); the dataset {ds.path} "
+                    f"({ds.manifest_hash[:12]}...) changed: computing again")
     store.begin({"spec": spec_to_dict(spec), "dataset_manifest_sha256": ds.manifest_hash},
                 overwrite=overwrite)
     store.uncommit()

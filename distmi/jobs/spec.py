@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from distmi.core.errors import SpecError
 from distmi.engine import requests as req
 from distmi.engine.plan import PAIR_MODES
+from distmi.jobs.audit_spec import AuditSpec
 from distmi.jobs.datasets import check_builtin_name
 
 EXECUTORS = ("local", "ray")
@@ -139,6 +140,7 @@ class JobSpec(_Strict):
     output: str = Field(min_length=1)
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
     retries: int = Field(3, ge=0, le=100)
+    audit: AuditSpec | None = None  # thresholds of `distmi audit`; never changes the numbers
 
     @field_validator("layers")
     @classmethod
@@ -261,9 +263,10 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
 def spec_hash(spec: JobSpec) -> str:
     """sha256 of the fields that determine the numbers (everything except name/scaling/retries).
 
+    The ``audit`` thresholds are excluded as well: they judge results, they do not change them.
     ``output`` is excluded too: the same job written elsewhere is the same computation.
     """
-    doc = spec.model_dump(mode="json", exclude={"name", "scaling", "retries", "output"})
+    doc = spec.model_dump(mode="json", exclude={"name", "scaling", "retries", "output", "audit"})
     doc["dataset"].pop("verify", None)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

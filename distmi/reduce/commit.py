@@ -15,10 +15,15 @@ manifest recorded (so a table rewritten with other numbers, or truncated, is ref
 every part must be present with its recorded size (one listing, no reads). ``verify=True``
 also hashes every part. A truncated or edited manifest is a :class:`CorruptDataError` too.
 
-**Parts.** Each part's schema metadata holds the spec hash, its batch id and the sha256 of
-its values (:func:`table_digest`). An interrupted run resumes from ``parts/``: a part is reused
-only when all three check out; any other part (another job, another batching, a damaged or
-edited file) is deleted and recomputed. Everything loads without distmi:
+**Parts.** Each part's schema metadata holds the spec hash, the dataset's content hash, its
+batch id and the sha256 of its values (:func:`table_digest`). An interrupted run resumes from
+``parts/``: a part is reused only when all four check out; any other part (another job,
+another dataset, another batching, a damaged or edited file) is deleted and recomputed.
+
+**Results know their data.** Results are valid only for the dataset they were computed on:
+parts and the manifest carry its content hash (``dataset_hash``), and a part or a committed
+table made from another dataset (a re-capture into the same folder) is stale and is
+recomputed, so a resumed run never mixes two datasets. Everything loads without distmi:
 ``pandas.read_parquet("OUTPUT/attribution.parquet")`` (or ``OUTPUT/parts``, or
 ``duckdb.sql("select * from 'OUTPUT/attribution.parquet'")``).
 """
@@ -49,6 +54,7 @@ FORMAT = "distmi-results"
 FORMAT_VERSION = 2
 _META_SPEC, _META_BATCH, _META_VALUES, _META_INFO = (
     b"distmi.spec_hash", b"distmi.batch_id", b"distmi.values_sha256", b"distmi.info")
+_META_DATASET = b"distmi.dataset_hash"
 
 
 def _fix(root: Any) -> str:
@@ -85,24 +91,40 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def results_dataset_hash(manifest: dict[str, Any]) -> str | None:
+    """The content hash of the dataset a committed result was computed on (None if unknown)."""
+    return manifest.get("dataset_hash") or (manifest.get("dataset") or {}).get("manifest_sha256")
+
+
 class ResultStore:
     """Writes and resumes one job's output folder (see module docstring).
 
     Args:
         path: the output folder: a local or shared path, or a URI (``s3://bucket/prefix``).
         spec_hash: the job's spec hash; parts of other jobs are never reused.
+        dataset_hash: content hash of the activation dataset (the sha256 of its manifest,
+            which records the sha256 of every data file). Parts and committed results carry
+            it; those of another dataset are stale. ``None`` checks the spec hash only.
     """
 
-    def __init__(self, path: str | Path | StorePath, spec_hash: str) -> None:
+    def __init__(self, path: str | Path | StorePath, spec_hash: str,
+                 dataset_hash: str | None = None) -> None:
         self.location = StorePath.of(path)
         self.path = self.location.local or self.location
         self.spec_hash = spec_hash
+        self.dataset_hash = dataset_hash
         self.parts = self.location / PARTS
         self._tables: dict[str, pa.Table] = {}  # parts read and verified by done_batches
 
     @property
     def is_committed(self) -> bool:
         return (self.location / MANIFEST).is_file()
+
+    def holds(self, manifest: dict[str, Any]) -> bool:
+        """Whether a committed ``manifest`` is this job's result on this dataset."""
+        if manifest.get("spec_hash") != self.spec_hash:
+            return False
+        return self.dataset_hash is None or results_dataset_hash(manifest) == self.dataset_hash
 
     def begin(self, job_doc: dict[str, Any], overwrite: bool = False) -> None:
         """Create the folder and ``job.json``; refuse a folder that holds a different job.
@@ -153,13 +175,16 @@ class ResultStore:
         meta = table.schema.metadata or {}
         return (meta.get(_META_SPEC, b"").decode() == self.spec_hash
                 and planned.get(key) == meta.get(_META_BATCH, b"").decode()
+                and (self.dataset_hash is None
+                     or meta.get(_META_DATASET, b"").decode() == self.dataset_hash)
                 and meta.get(_META_VALUES, b"").decode() == table_digest(table))
 
     def done_batches(self, planned: dict[str, str]) -> set[str]:
         """Batch keys (of ``planned``: key -> batch_id) whose committed part is valid.
 
-        Parts of other batches (another batching of the same job), unreadable parts and parts
-        whose values no longer match their recorded digest are deleted: they are recomputed.
+        Parts of other batches (another batching of the same job), of another dataset,
+        unreadable parts and parts whose values no longer match their recorded digest are
+        deleted: they are recomputed.
         """
         done: set[str] = set()
         for name in self.parts.listdir():
@@ -189,6 +214,8 @@ class ResultStore:
         meta = {_META_SPEC: self.spec_hash.encode(), _META_BATCH: batch_id.encode(),
                 _META_VALUES: table_digest(table).encode(),
                 _META_INFO: json.dumps(info, sort_keys=True).encode()}
+        if self.dataset_hash is not None:
+            meta[_META_DATASET] = self.dataset_hash.encode()
         table = table.replace_schema_metadata(meta)
         (self.parts / f"{key}.parquet").write_bytes(_parquet_bytes(table))
         self._tables[key] = table
@@ -244,6 +271,7 @@ class ResultStore:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "spec_hash": self.spec_hash,
+            "dataset_hash": self.dataset_hash,
             "table": {"path": TABLE, "size": len(table_bytes),
                       "sha256": _sha256_bytes(table_bytes), "rows": len(frame),
                       "columns": list(frame.columns)},
