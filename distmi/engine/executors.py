@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from distmi.core.errors import DistmiError, InvalidParameterError
 from distmi.engine.plan import WorkBatch
-from distmi.engine.worker import BatchOutput, BatchWorker, TaskConfig
+from distmi.engine.worker import BatchOutput, TaskConfig, make_worker
 
 if TYPE_CHECKING:
     from distmi.jobs.spec import ScalingSpec
@@ -49,7 +49,7 @@ class InProcessExecutor:
         self.n_retried = 0
 
     def run(self, batches: Sequence[WorkBatch], task: TaskConfig) -> Iterator[BatchOutput]:
-        worker = BatchWorker(task)
+        worker = make_worker(task)
         for batch in batches:
             for attempt in range(self.retries + 1):
                 try:
@@ -64,7 +64,7 @@ class InProcessExecutor:
                             f"{type(exc).__name__}: {exc}"
                         ) from exc
                     self.n_retried += 1
-                    worker = BatchWorker(task)  # a fresh worker, like a restarted actor
+                    worker = make_worker(task)  # a fresh worker, like a restarted actor
             yield out
 
     def close(self) -> None:

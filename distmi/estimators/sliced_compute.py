@@ -60,10 +60,10 @@ class Projector:
     def rows(self, frames: np.ndarray) -> np.ndarray:
         """Standardised projections onto frames (mb, d, s) -> (mb, s, n) C-contiguous."""
         mb, d, s = frames.shape
-        var = np.einsum("mds,de,mes->ms", frames, self.cov, frames)  # (mb, s)
+        w = np.ascontiguousarray(frames.transpose(0, 2, 1).reshape(mb * s, d))  # (mb*s, d)
+        var = np.einsum("ij,ij->i", w @ self.cov, w)  # theta^T S theta, (mb*s,)
         scale = np.where(var > self._tiny, 1.0 / np.sqrt(np.maximum(var, self._tiny)), 1.0)
-        w = (frames * scale[:, None, :]).transpose(0, 2, 1).reshape(mb * s, d)
-        out = (w @ self.centred.T).reshape(mb, s, self.n)  # (mb*s, d) @ (d, n)
+        out = ((w * scale[:, None]) @ self.centred.T).reshape(mb, s, self.n)  # (mb*s, n)
         if self.noise is not None:
             out += self.noise
         return out
