@@ -269,3 +269,18 @@ def test_bad_input_messages() -> None:
     with pytest.raises(InvalidParameterError, match="resample='slices' needs per-point terms"):
         distmi.mutual_information(rng.normal(size=(100, 3)), rng.normal(size=(100, 3)),
                                   method="sliced", base="gaussian", resample="slices")
+
+
+def test_single_large_order_kernel_is_exact() -> None:
+    """k >= 16 alone takes the threshold-and-select kernel; it must equal the k-d tree."""
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(3, 900))
+    y = np.where(rng.random((3, 900)) < 0.5, x, -x) + 0.2 * rng.normal(size=(3, 900))
+    x[2, :300] = 0.0  # an atom: many ties at distance 0 in x
+    x[2] += 1e-10 * rng.normal(size=900)
+    for metric, p in (("chebyshev", np.inf), ("euclidean", 2.0)):
+        ml, pts = mean_log_knn_2d(x, y, np.array([25]), metric, weights=np.array([1.0]))
+        for b in range(3):
+            expect = _tree_mean_logs(np.stack([x[b], y[b]], 1), np.array([25]), p)
+            np.testing.assert_allclose(ml[b], expect, atol=1e-10)
+        np.testing.assert_allclose(pts.mean(axis=1), ml[:, 0], atol=1e-12)

@@ -3,10 +3,9 @@ estimator on every slice of a block as one batch, and the nulls and half-sample 
 the same projections.
 
 **Projections.** Slice j of X is theta_j^T X standardised (mean 0, sd 1) plus the role's
-jitter vector (as KSG prepares a column, :mod:`distmi.estimators.ksg_config`). The mean and
-the variance theta_j^T S theta_j come from the data's mean and covariance S, so one matrix
-product (theta_j / sd_j)^T (X - mean)^T gives the standardised rows of a whole block, already
-in the (slices, n) layout the kernels read; no projected copy is re-read to standardise it.
+jitter vector (as KSG prepares a column, :mod:`distmi.estimators.ksg_config`). The data are
+centred once, so one matrix product theta^T (X - mean)^T gives a whole block's projections,
+already centred and in the (slices, n) layout the kernels read; they are scaled in place.
 Blocks of ~2^18 points keep every array a few MB (fresh large arrays cost page faults on
 every call; small ones are reused by the allocator) and are the unit of parallelism
 (``n_jobs`` threads; the kernels and BLAS release the GIL).
@@ -51,22 +50,26 @@ class Projector:
     def __init__(self, data: np.ndarray, seed: int, role: str, jitter: float) -> None:
         data = np.asarray(data, dtype=np.float64)
         self.n, self.d = data.shape
-        self.centred = np.ascontiguousarray(data - data.mean(axis=0))  # (n, d)
-        self.cov = self.centred.T @ self.centred / self.n  # (d, d), ddof 0
-        self._tiny = 1e-24 * max(float(np.trace(self.cov)), 1e-300)
+        self.centred_t = np.ascontiguousarray((data - data.mean(axis=0)).T)  # (d, n)
+        self._tiny = 1e-24 * max(float((self.centred_t * self.centred_t).sum()) / self.n, 1e-300)
         self.noise = (jitter * derive_rng(seed, "ksg-jitter", role).standard_normal(self.n)
                       if jitter > 0 else None)
 
     def rows(self, frames: np.ndarray) -> np.ndarray:
-        """Standardised projections onto frames (mb, d, s) -> (mb, s, n) C-contiguous."""
+        """Standardised projections onto frames (mb, d, s) -> (mb, s, n) C-contiguous.
+
+        Each row is theta^T (X - mean) (already mean 0) divided by its standard deviation
+        (ddof 0; a constant row is left at 0), plus the jitter vector.
+        """
         mb, d, s = frames.shape
         w = np.ascontiguousarray(frames.transpose(0, 2, 1).reshape(mb * s, d))  # (mb*s, d)
-        var = np.einsum("ij,ij->i", w @ self.cov, w)  # theta^T S theta, (mb*s,)
+        out = w @ self.centred_t  # (mb*s, n)
+        var = np.einsum("ij,ij->i", out, out) / self.n
         scale = np.where(var > self._tiny, 1.0 / np.sqrt(np.maximum(var, self._tiny)), 1.0)
-        out = ((w * scale[:, None]) @ self.centred.T).reshape(mb, s, self.n)  # (mb*s, n)
+        out *= scale[:, None]
         if self.noise is not None:
             out += self.noise
-        return out
+        return out.reshape(mb, s, self.n)
 
 
 def restandardize(rows: np.ndarray) -> np.ndarray:

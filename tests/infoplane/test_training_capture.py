@@ -136,11 +136,11 @@ def test_bad_input(tmp_path, trained) -> None:
     ds = open_training({0: a.path, 1: b.path})
     with pytest.raises(UnknownLayerError, match=r"layer 'g' is missing at epoch 1 .* capture it"):
         ds.check(["h", "g"])
-    with pytest.raises(StoreError, match="has no training.json; it is a single activation"):
+    with pytest.raises(StoreError, match=r"has no training\.json; it is a single activation"):
         open_training(a.path)
     with pytest.raises(InvalidParameterError, match="dimension must be one of"):
         TrainingCapture(tmp_path / "z", x, ["2"], dimension="batch")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("hello")
-    with pytest.raises(StoreError, match="is not empty and holds no training.json"):
+    with pytest.raises(StoreError, match=r"is not empty and holds no training\.json"):
         TrainingCapture(tmp_path / "junk", x, ["2"])

@@ -2,7 +2,7 @@
 
 Made with matplotlib's object API only (no global state), from a plane table, so tests and
 reports can call it: points are coloured by epoch (one colour bar), each layer is a line with
-its own marker, and every point carries its interval as whiskers in both directions.
+its own marker and line colour, and every point carries its interval as whiskers in both directions.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+LINE_COLORS = ("tab:red", "tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
+               "tab:gray", "tab:olive", "tab:cyan", "black")
 
 
 def plane_figure(table: Any, *, title: str | None = None, layers: list[str] | None = None,
@@ -38,7 +40,8 @@ def plane_figure(table: Any, *, title: str | None = None, layers: list[str] | No
         if rows.empty:
             continue
         x, y = rows["i_xl"].to_numpy(float), rows["i_ly"].to_numpy(float)
-        ax.plot(x, y, color="0.55", linewidth=0.9, zorder=1)
+        ax.plot(x, y, color=LINE_COLORS[i % len(LINE_COLORS)], linewidth=1.2, alpha=0.8,
+                zorder=1)
         colors = mapper.to_rgba(rows["epoch"].to_numpy(float))
         xerr = np.abs(np.vstack([x - rows["i_xl_ci_low"], rows["i_xl_ci_high"] - x]))
         yerr = np.abs(np.vstack([y - rows["i_ly_ci_low"], rows["i_ly_ci_high"] - y]))
@@ -53,8 +56,9 @@ def plane_figure(table: Any, *, title: str | None = None, layers: list[str] | No
     if title:
         ax.set_title(title)
     legend = ax.legend(title="layer", loc="best", fontsize=8)
-    for handle in legend.legend_handles:
+    for i, handle in enumerate(legend.legend_handles):
         handle.set_facecolor("white")
+        handle.set_edgecolor(LINE_COLORS[i % len(LINE_COLORS)])
     fig.colorbar(mapper, ax=ax, label=str(table.attrs.get("dimension", "epoch")))
     return fig
 
