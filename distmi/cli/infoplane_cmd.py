@@ -4,7 +4,7 @@ information plane from a shell.
     distmi capture-checkpoints MODEL DATA ckpt/epoch-*.pt --layer act1 --layer act2 -o out/train
     distmi infoplane out/train --layer act1 --layer act2 --target digit -o out/plane
     distmi infoplane out/digits-train --example digits -o out/digits-plane    # all in one
-    distmi infoplane --spec jobs/digits_infoplane.yaml                         # a YAML job
+    distmi infoplane --spec jobs/infoplane/digits.yaml                         # a YAML job
 """
 
 from __future__ import annotations

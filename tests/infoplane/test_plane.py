@@ -189,3 +189,13 @@ def test_bundled_digits_example(tmp_path) -> None:
     last = table[table.epoch == 2].set_index("layer")
     first = table[table.epoch == 0].set_index("layer")
     assert last.loc["out", "i_ly"] > first.loc["out", "i_ly"]  # training adds label information
+
+
+def test_bundled_plane_job_file_is_valid() -> None:
+    from pathlib import Path
+
+    from distmi.analyses.infoplane import load_plane_spec
+
+    path = Path(__file__).parents[2] / "jobs" / "infoplane" / "digits.yaml"
+    spec = load_plane_spec(path)
+    assert spec.layers == ["act1", "act2", "act3", "out"] and spec.base == "wkl"
