@@ -68,7 +68,7 @@ def plan_job(spec: JobSpec, log: Callable[[str], None] | None = None) -> tuple[A
 
     get_method(spec.estimator.method)  # unknown methods fail before any work
     ds = resolve_dataset(spec.dataset, log=log)
-    return ds, make_plan(spec, ds)
+    return ds, make_plan(spec.plan_request(), ds)
 
 
 def run_job(
@@ -117,7 +117,7 @@ def run_job(
         progress(done_pairs, total_pairs)
     own = executor is None
     if executor is None:
-        executor = make_executor(spec.scaling, spec.retries, address)
+        executor = make_executor(spec.scaling.executor_settings(spec.retries), address)
     t_exec = time.perf_counter()
     n_run = 0
     try:
@@ -165,6 +165,6 @@ def run_job(
 
 
 def _distmi_version() -> str:
-    import distmi
+    from distmi.core.version import __version__
 
-    return distmi.__version__
+    return __version__

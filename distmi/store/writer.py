@@ -271,7 +271,7 @@ class DatasetWriter:
         capture: Mapping[str, Any],
     ) -> str:
         """Write ``targets.parquet`` and ``manifest.json`` (last); return the manifest hash."""
-        from distmi import __version__
+        from distmi.core.version import __version__
 
         n = parts[-1]["row_stop"] if parts else 0
         if n == 0:

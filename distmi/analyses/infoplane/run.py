@@ -59,11 +59,11 @@ def sort_plane(frame: pd.DataFrame, layers: list[str], dimension: str) -> pd.Dat
 def make_plane_executor(spec: PlaneSpec, address: str | None = None):
     """The executor the spec asks for (in-process, or Ray with ``workers`` actors)."""
     from distmi.engine.executors import make_executor
-    from distmi.jobs.spec import ScalingSpec
+    from distmi.engine.requests import ExecutorSettings
 
-    scaling = ScalingSpec(executor=spec.executor, workers=spec.workers,
-                          threads_per_worker=spec.threads, cpus_per_worker=1.0)
-    return make_executor(scaling, retries=2, address=address)
+    settings = ExecutorSettings(executor=spec.executor, workers=spec.workers,
+                                cpus_per_worker=1.0, retries=2)
+    return make_executor(settings, address=address)
 
 
 def run_plane(
