@@ -258,7 +258,8 @@ def test_bad_input_messages() -> None:
         distmi.mutual_information(x, y, method="wkl", kk=3)
     with pytest.raises(InvalidParameterError, match=r"WKL weights for d=12 .* Raise k"):
         distmi.mutual_information(rng.normal(size=(400, 6)), rng.normal(size=(400, 6)),
-                                  method="wkl", k=2, weights="paper", n_bootstrap=0)
+                                  method="wkl", k=2, weights="paper", bias_orders=3,
+                                  n_bootstrap=0)
     with pytest.raises(TooFewSamplesError, match="half-samples of 2 rows"):
         distmi.mutual_information(y[:5], y[:5] + 1, method="wkl", n_bootstrap=3)
     with pytest.raises(TooFewSamplesError, match="every class has a single sample"):
@@ -284,3 +285,21 @@ def test_single_large_order_kernel_is_exact() -> None:
             expect = _tree_mean_logs(np.stack([x[b], y[b]], 1), np.array([25]), p)
             np.testing.assert_allclose(ml[b], expect, atol=1e-10)
         np.testing.assert_allclose(pts.mean(axis=1), ml[:, 0], atol=1e-12)
+
+
+def test_default_orders_keep_weights_bounded() -> None:
+    from distmi.estimators.wkl_config import MAX_AUTO_NORM, WKLConfig
+
+    cfg = WKLConfig()
+    assert cfg.plan(10, 3000).orders.size == 20  # floor(10/4) = 2 terms cancelled, norm ~23
+    for d in (16, 30, 60, 200):
+        plan = cfg.plan(d, 3000)
+        assert plan.weight_norm <= MAX_AUTO_NORM
+    explicit = WKLConfig(bias_orders=d // 4 if (d := 16) else 0, weights="paper").plan(16, 3000)
+    assert explicit.weight_norm > MAX_AUTO_NORM  # as asked, however large
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(1500, 15))
+    y = 0.5 * x + rng.normal(size=(1500, 15))
+    with pytest.warns(RuntimeWarning, match="entropy in 30 dimensions: k-NN entropies beyond"):
+        r = distmi.mutual_information(x, y, method="wkl", n_bootstrap=0)
+    assert r.diagnostics["weight_norm_xy"] <= MAX_AUTO_NORM

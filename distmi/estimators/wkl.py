@@ -22,6 +22,7 @@ there); in 1-D/1-D problems both are close (docs/infoplane.md has the measuremen
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,20 @@ def check_finite_values(values: np.ndarray, what: str) -> None:
             f"{what} is not finite: some points have exact duplicates (zero neighbour distance, "
             "log 0); pass jitter > 0 (the default 1e-10) or drop duplicated rows."
         )
+
+
+MAX_RELIABLE_DIM = 12
+
+
+def warn_high_dimension(d: int) -> None:
+    """Warn once per call when an entropy term has more dimensions than WKL handles."""
+    if d > MAX_RELIABLE_DIM:
+        warnings.warn(
+            f"WKL estimates an entropy in {d} dimensions: k-NN entropies beyond ~"
+            f"{MAX_RELIABLE_DIM} dimensions are unreliable at practical sample sizes (measured: "
+            "+-10 nats off in 15 + 15 dimensions at n = 1500, whatever the weights); use "
+            "method='ksg' (biased low but bounded) or method='sliced' for high-dimensional "
+            "variables.", RuntimeWarning, stacklevel=3)
 
 
 def _check_labels(labels: np.ndarray) -> None:
@@ -102,6 +117,7 @@ def estimate(
     cfg = parse_wkl_config(**params)
     n, dx = x.shape
     check_wkl_sample(n, n_bootstrap)
+    warn_high_dimension(dx + (0 if discrete_y else y.shape[1]))
     xr = prepare_rows(x.T, random_state, "x", cfg.jitter)  # (dx, n)
     if discrete_y:
         _check_labels(y)
@@ -206,6 +222,7 @@ def wkl_entropy_batch(samples: Any, k: int | None = None, *, weights: str = "min
         raise InvalidInputError("samples hold NaN or Inf; drop or impute those rows first.")
     cfg = parse_wkl_config(k=k, weights=weights, bias_orders=bias_orders, metric=metric,
                            jitter=jitter, backend=backend, n_jobs=n_jobs)
+    warn_high_dimension(arr.shape[2])
     if jitter:
         noise = derive_rng(check_seed(random_state), "wkl-jitter").standard_normal(arr.shape[1])
         arr = arr + jitter * arr.std(axis=1, keepdims=True) * noise[None, :, None]
