@@ -256,7 +256,7 @@ def test_bad_input_messages() -> None:
         distmi.mutual_information(x, y, method="wkl", jitter=0, n_bootstrap=0)
     with pytest.raises(InvalidParameterError, match="unknown WKL parameter 'kk'"):
         distmi.mutual_information(x, y, method="wkl", kk=3)
-    with pytest.raises(InvalidParameterError, match=r"WKL weights for d=12 .* Raise k"):
+    with pytest.raises(InvalidParameterError, match=r"WKL weights for d=6 with k=2: .* use k >= 4. Raise k"):
         distmi.mutual_information(rng.normal(size=(400, 6)), rng.normal(size=(400, 6)),
                                   method="wkl", k=2, weights="paper", bias_orders=3,
                                   n_bootstrap=0)
