@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from distmi.core.errors import InvalidParameterError, StoreError
+from distmi.core.storage import store_path
 from distmi.store.files import atomic_write_json
 from distmi.store.reader import ActivationDataset, open_dataset
 from distmi.store.training_read import (
@@ -171,7 +172,7 @@ class TrainingCapture:
         self.root.mkdir(parents=True, exist_ok=True)
         index = {"format": FORMAT, "format_version": FORMAT_VERSION, "settings": self.settings,
                  "entries": []}
-        atomic_write_json(path, index)
+        atomic_write_json(store_path(path), index)
         return index
 
     def wants(self, value: int) -> bool:
@@ -220,7 +221,7 @@ class TrainingCapture:
             "weights_sha256": weights, "info": _jsonable(dict(info or {})),
         })
         self.index["entries"].sort(key=lambda e: e["value"])
-        atomic_write_json(self.root / INDEX, self.index)
+        atomic_write_json(store_path(self.root / INDEX), self.index)
         return ds
 
     def __call__(self, model: Any, value: int, **info: Any) -> ActivationDataset | None:
