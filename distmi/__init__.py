@@ -26,11 +26,14 @@ _LAZY = {
     "KSG": "distmi.estimators.ksg:KSG",
     "NeuralMI": "distmi.estimators.neural:NeuralMI",
     "SlicedMI": "distmi.estimators.sliced:SlicedMI",
+    "WKL": "distmi.estimators.wkl:WKL",
+    "information_plane": "distmi.analyses.infoplane:information_plane",
 }
 
 __all__ = [
     "GMMMI",
     "KSG",
+    "WKL",
     "DistmiError",
     "MIResult",
     "MethodSpec",
@@ -39,6 +42,7 @@ __all__ = [
     "__version__",
     "available_methods",
     "derive_seed",
+    "information_plane",
     "mutual_information",
     "pairwise_mi",
     "register_method",

@@ -153,14 +153,29 @@ def test_max_statistic_and_permutation_null() -> None:
 
 def test_bootstrap_resampling_schemes() -> None:
     x, y = _gaussian_pair(3, 0.6, 400, seed=10)
-    half = distmi.mutual_information(x, y, method="sliced", n_slices=20, n_bootstrap=6)
+    default = distmi.mutual_information(x, y, method="sliced", n_slices=20, n_bootstrap=6)
+    groups = distmi.mutual_information(x, y, method="sliced", n_slices=20, n_bootstrap=6,
+                                       resample="slice-groups")
+    half = distmi.mutual_information(x, y, method="sliced", n_slices=20, n_bootstrap=6,
+                                     resample="half")
     boot = distmi.mutual_information(x, y, method="sliced", n_slices=20, n_bootstrap=6,
-                                     base="gaussian")
+                                     base="gaussian", resample="bootstrap")
+    top = distmi.mutual_information(x, y, method="sliced", n_slices=20, n_bootstrap=6,
+                                    statistic="max")
+    assert default.params["resample"] == "slices" and default.diagnostics["replicates"].size == 0
+    assert groups.params["resample"] == "slice-groups"
     assert half.params["resample"] == "half" and boot.params["resample"] == "bootstrap"
-    for r in (half, boot):
+    assert top.params["resample"] == "half"
+    assert groups.diagnostics["group_size"] == 3 and groups.diagnostics["replicates"].shape == (6,)
+    for r in (default, groups, half, boot):
         assert r.ci[0] < r.value < r.ci[1] and r.std > 0
-    again = distmi.mutual_information(x, y, method="sliced", n_slices=20, n_bootstrap=6)
-    assert again.value == half.value and again.ci == half.ci
+    assert default.value == groups.value == half.value  # the error bar never moves the estimate
+    again = distmi.mutual_information(x, y, method="sliced", n_slices=20, n_bootstrap=6,
+                                      resample="slice-groups")
+    assert again.value == groups.value and again.ci == groups.ci
+    with pytest.raises(InvalidParameterError, match="'max' statistic needs resample='half'"):
+        distmi.mutual_information(x, y, method="sliced", n_slices=20, statistic="max",
+                                  resample="slice-groups")
 
 
 def test_gmm_base_runs_batched_pairs() -> None:

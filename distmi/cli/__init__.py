@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "distmi.cli.compare_cmd",
     "distmi.cli.audit_cmd",
     "distmi.cli.report_cmd",
+    "distmi.cli.infoplane_cmd",
 )
 
 

@@ -15,7 +15,7 @@ from typing import Protocol
 from distmi.core.errors import DistmiError, InvalidParameterError
 from distmi.engine.plan import WorkBatch
 from distmi.engine.requests import ExecutorSettings
-from distmi.engine.worker import BatchOutput, BatchWorker, TaskConfig
+from distmi.engine.worker import BatchOutput, TaskConfig, make_worker
 
 
 class EngineError(DistmiError, RuntimeError):
@@ -47,7 +47,7 @@ class InProcessExecutor:
         self.n_retried = 0
 
     def run(self, batches: Sequence[WorkBatch], task: TaskConfig) -> Iterator[BatchOutput]:
-        worker = BatchWorker(task)
+        worker = make_worker(task)
         for batch in batches:
             for attempt in range(self.retries + 1):
                 try:
@@ -62,7 +62,7 @@ class InProcessExecutor:
                             f"{type(exc).__name__}: {exc}"
                         ) from exc
                     self.n_retried += 1
-                    worker = BatchWorker(task)  # a fresh worker, like a restarted actor
+                    worker = make_worker(task)  # a fresh worker, like a restarted actor
             yield out
 
     def close(self) -> None:

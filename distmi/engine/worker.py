@@ -52,6 +52,9 @@ class TaskConfig:
     threads: int = 1
     cache_bytes: int = 1 << 30
     method_spec: Any = None  # the resolved MethodSpec, shipped so registered plug-ins work in actors
+    # ``worker_factory(task)`` builds the worker of analyses that plan their own work units
+    # (an object with ``run(unit) -> BatchOutput``); None runs pair batches with BatchWorker
+    worker_factory: Any = None
 
 
 @dataclass
@@ -63,6 +66,11 @@ class BatchOutput:
     seconds: float
     worker: str = field(default_factory=lambda: f"pid{os.getpid()}")
     node_id: str = ""
+
+
+def make_worker(task: TaskConfig) -> Any:
+    """The worker an executor runs ``task``'s batches with (see ``TaskConfig.worker_factory``)."""
+    return BatchWorker(task) if task.worker_factory is None else task.worker_factory(task)
 
 
 def _scalar_diagnostics(res: MIResult) -> str:

@@ -46,6 +46,7 @@ _BUILTIN: dict[str, str] = {
     "gmm": "distmi.estimators.gmm_methods:GMM_METHOD",
     "ksg": "distmi.estimators.ksg:KSG_METHOD",
     "sliced": "distmi.estimators.sliced:SLICED_METHOD",
+    "wkl": "distmi.estimators.wkl:WKL_METHOD",
     "mine": "distmi.estimators.neural:MINE_METHOD",
     "nwj": "distmi.estimators.neural:NWJ_METHOD",
     "infonce": "distmi.estimators.neural:INFONCE_METHOD",
