@@ -83,17 +83,19 @@ def parametrize_with_checks(methods: Iterable[str],
     """A ``pytest.mark.parametrize`` over (method, check) with ids ``NAME-check_name``.
 
     The test receives ``method`` (a :class:`MethodCase`) and ``check`` and calls
-    ``check(method)``.
+    ``check(method)``. Statistical checks of methods whose settings say
+    ``slow_statistics`` are marked ``slow``.
     """
     import pytest
 
     settings = dict(settings or {})
-    params, ids = [], []
+    params = []
     for name in methods:
         for case, check in method_checks(name, settings.get(name)):
-            params.append((case, check))
-            ids.append(f"{name}-{check.__name__}")
-    return pytest.mark.parametrize(("method", "check"), params, ids=ids)
+            slow = case.settings.slow_statistics and check in STATISTICAL_CHECKS
+            params.append(pytest.param(case, check, id=f"{name}-{check.__name__}",
+                                       marks=[pytest.mark.slow] if slow else []))
+    return pytest.mark.parametrize(("method", "check"), params)
 
 
 __all__ = [

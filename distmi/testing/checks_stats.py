@@ -43,16 +43,16 @@ def check_gaussian_accuracy(case: MethodCase) -> None:
     if not case.settings.statistical:
         return
     truth, est, *_ = gaussian_batch(case)
-    tol = case.settings.accuracy_tol
+    low, high = case.settings.error_range
     lines = []
     for level in case.settings.mi_levels:
         sel = truth == level
         err = float(np.mean(est[sel] - level))
-        if not np.isfinite(err) or abs(err) > tol:
+        if not (np.isfinite(err) and low <= err <= high):
             sd = float(np.std(est[sel], ddof=1))
             lines.append(f"MI {level} nats: mean estimate {level + err:.4f} over {sel.sum()} "
                          f"datasets, error {err:+.4f} (sd per dataset {sd:.4f}), allowed "
-                         f"+-{tol}")
+                         f"{low:+} to {high:+}")
     if lines:
         raise fail(case, "check_gaussian_accuracy", "; ".join(lines))
 
