@@ -1,7 +1,7 @@
 """Grouped neural-bound training vs one pair at a time, side by side in one process.
 
 Workload: the size of the NIF graph of a 4-16-16-3 MLP, ~600 independent scalar-pair MI
-estimates (ANCHORS.md Sec. 4). X has 30 columns and Y 20; half of the Y columns depend on an
+estimates (the neuron-interaction graph of that network). X has 30 columns and Y 20; half of the Y columns depend on an
 X column. Both sides use the same bound, critic, batch size and steps:
 
 * grouped:  ``distmi.pairwise_mi(X, Y, method=...)``, every pair in one grouped network;

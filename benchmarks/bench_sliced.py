@@ -1,6 +1,6 @@
 """Sliced-MI benchmark: distmi's batched slices vs a reference-style one-slice-at-a-time loop.
 
-Workload of the SMI experiments (ANCHORS.md section 2): X, Y in R^50 with Y = 0.5 X + noise,
+Workload of the sliced-MI experiments of Goldfeld & Greenewald (2021): X, Y in R^50 with Y = 0.5 X + noise,
 n = 3000 samples, m = 2000 random 1-D slices, KSG with k = 3. Side by side in one process on
 the very same slices:
 

@@ -108,7 +108,7 @@ def check_not_constant(arr: np.ndarray, name: str) -> None:
     if constant.size:
         col = int(constant[0])
         raise ConstantColumnError(
-            f"{name} column {col} is constant (every value is {arr[0, col]!r} up to rounding"
+            f"{name} column {col} is constant (every value is {float(arr[0, col])!r} up to rounding"
             f"{f'; {constant.size} constant columns in all' if constant.size > 1 else ''}); "
             "MI with a constant is zero by definition and cannot be estimated: "
             "drop constant columns first (e.g. keep = np.ptp(x, axis=0) > 0)."
