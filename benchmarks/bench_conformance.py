@@ -18,7 +18,7 @@ import os
 import time
 
 from distmi.estimators.registry import available_methods
-from distmi.testing.checks_api import MethodCase
+from distmi.testing.case import MethodCase
 from distmi.testing.checks_stats import summarize
 from distmi.testing.settings import settings_for
 

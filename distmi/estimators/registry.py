@@ -112,6 +112,11 @@ def available_methods() -> list[str]:
     return sorted(names)
 
 
+def builtin_methods() -> list[str]:
+    """The built-in names among :func:`available_methods` (their modules are importable)."""
+    return [name for name in available_methods() if name in _BUILTIN]
+
+
 def get_method(name: str) -> MethodSpec:
     """Look up a method by name, importing built-ins on first use."""
     if not isinstance(name, str):

@@ -22,20 +22,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
+from distmi.testing.case import MethodCase
 from distmi.testing.checks_api import (
-    MethodCase,
     check_bad_input,
     check_devices,
-    check_estimator_class,
     check_pairs_equal_single,
     check_parameter_validation,
-    check_pickling,
     check_registry_entry,
     check_result_contract,
     check_scale_invariance,
     check_seed_determinism,
-    check_trust_flags,
 )
+from distmi.testing.checks_objects import check_estimator_class, check_pickling, check_trust_flags
 from distmi.testing.checks_stats import (
     check_ci_coverage,
     check_error_bars,

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from distmi.api import pairwise_mi
-from distmi.testing.checks_api import SEED, MethodCase, fail
+from distmi.testing.case import SEED, MethodCase, fail
 from distmi.testing.data import gaussian_columns
 
 

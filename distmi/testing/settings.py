@@ -69,6 +69,8 @@ class CheckSettings:
         seed_sensitive: whether a different seed must change the result (a method with no
             randomness at n_bootstrap > 0 would have no use for the seed).
         has_device: whether the method takes ``device=``.
+        device_params: parameters merged in when CUDA results are compared with the CPU.
+        device_atol: allowed |CUDA - CPU| difference of the estimate, nats.
         trust_cases: planted situations the method must flag.
         statistical: run the accuracy, error-bar and coverage checks.
         slow_statistics: mark the statistical checks ``slow`` in
@@ -90,6 +92,8 @@ class CheckSettings:
     scale_rtol: float = 1e-9
     seed_sensitive: bool = True
     has_device: bool = False
+    device_params: dict[str, Any] = field(default_factory=dict)
+    device_atol: float = 1e-6
     trust_cases: tuple[TrustCase, ...] = ()
     statistical: bool = True
     slow_statistics: bool = False
@@ -153,6 +157,7 @@ for _bound, _cases in _TRUST.items():
         pairs_rtol=1e-4,
         scale_rtol=1e-5,
         has_device=True,
+        device_params=dict(dtype="float64"),  # float32 reductions differ between devices
         trust_cases=_cases,
         slow_statistics=True,
     )
