@@ -76,9 +76,10 @@ def resolve_dataset(spec: DatasetSpec, log=None) -> ActivationDataset:
     Raises:
         StoreError: the folder is not a dataset and no ``builtin`` is given.
     """
+    from distmi.core.storage import StorePath
     from distmi.store.reader import open_dataset
 
-    path = Path(spec.path)
+    path = StorePath.of(spec.path)
     if not (path / "manifest.json").is_file():
         if spec.builtin is None:
             raise StoreError(
@@ -88,5 +89,5 @@ def resolve_dataset(spec: DatasetSpec, log=None) -> ActivationDataset:
             )
         if log is not None:
             log(f"building the bundled {spec.builtin!r} dataset in {path} (first run only)")
-        _builder(spec.builtin)(path)
+        _builder(spec.builtin)(path.local or path.uri)
     return open_dataset(path, verify=spec.verify)
