@@ -9,7 +9,10 @@ in one process, and times the operations the engine needs:
 - baseline "per-unit": one float32 column per unit, dictionary off, no compression.
 
 Reads are from the page cache (the files were just written); each figure is the best of
-``--repeat`` runs. Prints every figure and the speed ratio baseline / distmi.
+``--repeat`` runs. The baselines use pyarrow at its best for each operation: column
+projection for unit shards, and reads of only the row groups that hold the rows for row
+ranges (``ParquetFile.read_row_groups``). Prints every figure and the speed ratio
+baseline / distmi.
 
 Then the cost of integrity (docs/store.md, "Integrity"), each measured by switching one check
 off in the same process: the identity and cell-width check of every part on first read
@@ -62,10 +65,28 @@ def write_tensor(path: Path, x: np.ndarray, rg: int) -> None:
     writer.close()
 
 
+def _row_groups(pf: pq.ParquetFile, rows: slice) -> tuple[list[int], int]:
+    """Row groups overlapping ``rows`` and the first row of the first one (from the footer)."""
+    groups, first, start = [], None, 0
+    for g in range(pf.metadata.num_row_groups):
+        stop = start + pf.metadata.row_group(g).num_rows
+        if start < rows.stop and stop > rows.start:
+            groups.append(g)
+            first = start if first is None else first
+        start = stop
+    return groups, first or 0
+
+
 def read_tensor(path: Path, rows: slice | None = None) -> np.ndarray:
-    table = pq.read_table(path)
-    arr = table.column("x").combine_chunks().to_numpy_ndarray()
-    return arr if rows is None else arr[rows]
+    """The whole column, or (the baseline's best use of pyarrow) only the row groups that
+    hold ``rows``."""
+    if rows is None:
+        table = pq.read_table(path)
+        return table.column("x").combine_chunks().to_numpy_ndarray()
+    pf = pq.ParquetFile(path)
+    groups, first = _row_groups(pf, rows)
+    arr = pf.read_row_groups(groups, columns=["x"]).column("x").combine_chunks()
+    return arr.to_numpy_ndarray()[rows.start - first : rows.stop - first]
 
 
 def write_per_unit(path: Path, x: np.ndarray, rg: int) -> None:
@@ -78,10 +99,18 @@ def write_per_unit(path: Path, x: np.ndarray, rg: int) -> None:
     writer.close()
 
 
-def read_per_unit(path: Path, units: range | None = None) -> np.ndarray:
+def read_per_unit(path: Path, units: range | None = None, rows: slice | None = None
+                  ) -> np.ndarray:
+    """Some columns (or all), reading only the row groups that hold ``rows`` when given."""
     cols = None if units is None else [f"u{i}" for i in units]
-    table = pq.read_table(path, columns=cols)
-    return np.column_stack([c.to_numpy() for c in table.columns])
+    if rows is None:
+        table = pq.read_table(path, columns=cols)
+        return np.column_stack([c.to_numpy() for c in table.columns])
+    pf = pq.ParquetFile(path)
+    groups, first = _row_groups(pf, rows)
+    table = pf.read_row_groups(groups, columns=cols)
+    out = np.column_stack([c.to_numpy() for c in table.columns])
+    return out[rows.start - first : rows.stop - first]
 
 
 @contextmanager
@@ -213,6 +242,7 @@ def main() -> None:
         write_tensor(tpath, x, rg)
         w = time.perf_counter() - t
         assert np.array_equal(read_tensor(tpath)[:, shard], x[:, shard])
+        assert np.array_equal(read_tensor(tpath, rows), x[rows])
         results["tensor"] = {
             "write_s": w, "size_mb": tpath.stat().st_size / 1e6,
             "whole_s": best(lambda: read_tensor(tpath), rep),
@@ -230,6 +260,7 @@ def main() -> None:
                 "whole_s": best(lambda: read_per_unit(ppath), 1),
                 "shard64_s": best(lambda: read_per_unit(ppath, range(1000, 1064)), rep),
                 "shard128_s": best(lambda: read_per_unit(ppath, range(1024, 1152)), rep),
+                "rows10k_s": best(lambda: read_per_unit(ppath, rows=rows), rep),
             }
         integrity_costs(root, x, rep)
     finally:

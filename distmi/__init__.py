@@ -24,6 +24,8 @@ from distmi.estimators.registry import MethodSpec, available_methods, register_m
 _LAZY = {
     "GMMMI": "distmi.estimators.gmm:GMMMI",
     "KSG": "distmi.estimators.ksg:KSG",
+    "MIEstimator": "distmi.estimators.base:MIEstimator",
+    "MethodEstimator": "distmi.estimators.base:MethodEstimator",
     "NeuralMI": "distmi.estimators.neural:NeuralMI",
     "SlicedMI": "distmi.estimators.sliced:SlicedMI",
     "WKL": "distmi.estimators.wkl:WKL",
@@ -35,7 +37,9 @@ __all__ = [
     "KSG",
     "WKL",
     "DistmiError",
+    "MIEstimator",
     "MIResult",
+    "MethodEstimator",
     "MethodSpec",
     "NeuralMI",
     "SlicedMI",

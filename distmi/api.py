@@ -12,7 +12,7 @@ import numpy as np
 
 from distmi.core.errors import InvalidInputError, InvalidParameterError
 from distmi.core.results import MIResult
-from distmi.core.seeds import check_seed
+from distmi.core.seeds import resolve_seed
 from distmi.core.validation import as_float_matrix, as_labels, check_int, check_same_length
 from distmi.estimators.registry import get_method
 
@@ -50,7 +50,9 @@ def mutual_information(
         discrete_y: treat ``y`` as class labels (MI uses the empirical class prior).
         n_bootstrap: bootstrap replicates for the standard error and the 95% interval
             (0 disables them where the method allows).
-        random_state: root seed; the same seed gives the same numbers.
+        random_state: root seed, an integer in [0, 2^63): the same seed gives the same
+            numbers. ``None`` draws a fresh seed from the operating system and records it in
+            ``result.params["random_state"]``, which reproduces the result when passed back.
         **params: estimator parameters (see the method's documentation).
 
     Returns:
@@ -65,7 +67,7 @@ def mutual_information(
         True
     """
     spec = get_method(method)
-    seed = check_seed(random_state)
+    seed = resolve_seed(random_state)
     n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=0)
     x_arr = as_float_matrix(x, "x")
     y_arr = _prepare_y(y, discrete_y, spec.name, spec.supports_discrete_y)
@@ -123,12 +125,13 @@ def pairwise_mi(
     Returns:
         A pandas DataFrame, one row per pair, with columns ``x_index``, ``y_index``,
         ``estimate``, ``std``, ``ci_low``, ``ci_high``, ``n_samples``, ``method`` and the
-        method's scalar diagnostics (``n_components`` for gmm).
+        method's scalar diagnostics (``n_components`` for gmm; ``status`` where the method
+        flags untrustworthy values). ``table.attrs["random_state"]`` is the seed used.
     """
     import pandas as pd
 
     spec = get_method(method)
-    seed = check_seed(random_state)
+    seed = resolve_seed(random_state)
     n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=0)
     X_arr = as_float_matrix(X, "X")
     Y_arr = _prepare_y(Y, discrete_y, spec.name, spec.supports_discrete_y)
@@ -165,4 +168,6 @@ def pairwise_mi(
             if isinstance(value, int | float | bool | str | np.number | np.bool_):
                 row[key] = value
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["random_state"] = seed  # the seed used (drawn fresh when random_state=None)
+    return table

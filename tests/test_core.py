@@ -116,3 +116,112 @@ def test_register_custom_method():
     assert len(table) == 4 and set(table.columns) >= {"x_index", "y_index", "estimate", "ci_low"}
     with pytest.raises(errors.InvalidParameterError, match="does not support a discrete y"):
         distmi.mutual_information(x, (y > 0).astype(int), method="corr", discrete_y=True)
+
+
+# ---- scale: one standardisation for every estimator -------------------------------------
+def test_standardize_is_exact_for_powers_of_two_and_finite_at_any_scale():
+    import warnings
+
+    from distmi.core.scaling import constant_mask, standardize
+
+    x = np.random.default_rng(1).normal(size=(3, 500))
+    naive = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(standardize(x, axis=1), naive)
+        for k in (1000, -1000, 1, -60):
+            np.testing.assert_array_equal(standardize(x * 2.0**k, axis=1), naive)
+        for factor in (1e200, 1e300, 1e-13, 1e-300):
+            np.testing.assert_allclose(standardize(x * factor, axis=1), naive, rtol=0, atol=1e-14)
+        assert not constant_mask(x * 1e-300, axis=1).any()
+    # naive z-scores of 1e200 data overflow (the bug this replaces)
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(((x * 1e200) ** 2).mean())
+
+
+def test_constant_is_relative_to_the_columns_own_magnitude():
+    from distmi.core.scaling import constant_mask
+
+    cols = np.stack([
+        np.zeros(6),                             # all zeros
+        np.full(6, 3e-300),                      # constant at a tiny scale
+        np.r_[np.ones(5), 1 + 1e-13],            # 1e-13 relative spread: rounding noise
+        np.r_[np.ones(5), 1 + 1e-9],             # 1e-9 relative spread: a real column
+        np.linspace(0, 1e-13, 6),                # a real column in units of 1e-13
+        np.linspace(-1e300, 1e300, 6),           # a real column near the float64 limit
+    ], axis=1)
+    assert constant_mask(cols, axis=0).tolist() == [True, True, True, False, False, False]
+    with pytest.raises(errors.ConstantColumnError, match=r"column 0 is constant \(every value is 1.0 up"):
+        as_float_matrix(cols[:, 2:])
+    as_float_matrix(cols[:, 3:])  # accepted
+
+
+def test_engine_marks_the_same_columns_constant():
+    from distmi.engine.worker import _usable
+
+    assert _usable(np.linspace(0, 1e-13, 50)) == "ok"
+    assert _usable(np.full(50, 1e-20)) == "constant"
+    assert _usable(np.r_[np.zeros(49), np.nan]) == "nonfinite"
+
+
+# ---- seeds and devices --------------------------------------------------------------------
+def test_random_state_none_draws_and_the_result_records_a_reproducible_seed():
+    from distmi.core.seeds import resolve_seed
+
+    seeds = {resolve_seed(None) for _ in range(5)}
+    assert len(seeds) == 5 and all(0 <= s < 2**63 for s in seeds)
+    assert resolve_seed(7) == 7 and resolve_seed(np.int64(7)) == 7
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=300)
+    y = x + rng.normal(size=300)
+    r = distmi.mutual_information(x, y, method="ksg", n_bootstrap=5, random_state=None)
+    again = distmi.mutual_information(x, y, method="ksg", n_bootstrap=5,
+                                      random_state=r.params["random_state"])
+    assert (again.value, again.std, again.ci) == (r.value, r.std, r.ci)
+    table = distmi.pairwise_mi(x[:, None], y[:, None], method="ksg", n_bootstrap=5,
+                               random_state=None)
+    assert isinstance(table.attrs["random_state"], int)
+
+
+@pytest.mark.parametrize("good", ["cpu", "cuda", "cuda:0", "cuda:12", "auto"])
+def test_device_vocabulary_accepts(good):
+    from distmi.core.devices import check_device
+
+    assert check_device(good) == good
+
+
+@pytest.mark.parametrize("bad", ["gpu", "CPU", "cuda:", "cuda:-1", "cuda:01", "tpu", 0, None])
+def test_device_vocabulary_rejects(bad):
+    from distmi.core.devices import check_device
+
+    with pytest.raises(errors.InvalidParameterError, match=r"'cpu', 'cuda', 'cuda:N'.*'auto'"):
+        check_device(bad)
+
+
+def test_auto_resolves_to_what_torch_sees():
+    torch = pytest.importorskip("torch")
+    from distmi.core.devices import resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+
+
+# ---- the repository is self-contained ----------------------------------------------------
+def test_project_files_refer_only_to_the_repository():
+    """No tracked text file points at notes outside the repository."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    banned = ["ANCHORS" + ".md", "../" + "shared", "/work" + "/", "DESIGN" + ".md",
+              "STYLE" + ".md", "HELPERS" + ".md"]
+    offenders = []
+    skip = {".git", ".venv", "out", "refvenv", "__pycache__", ".ruff_cache", ".pytest_cache"}
+    for path in root.rglob("*"):
+        if set(path.relative_to(root).parts) & skip or not path.is_file():
+            continue
+        if path.suffix not in {".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".cfg"} and \
+                path.name not in {"Makefile", "Dockerfile"}:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        offenders += [f"{path.relative_to(root)}: {b}" for b in banned if b in text]
+    assert not offenders, offenders

@@ -206,35 +206,60 @@ def test_mixed_matches_scikit_learn_and_backends() -> None:
     assert abs(grid[0] - ref) < 2e-3
 
 
-@pytest.mark.parametrize("rho", [0.3, 0.6, 0.9])
+def _gaussian_columns(n: int, rhos: list[float], per_level: int, seed: int):
+    """Independent bivariate-Gaussian datasets as columns: X, Y (n, levels * per_level)."""
+    rng = np.random.default_rng(seed)
+    rho = np.repeat(rhos, per_level)
+    x = rng.normal(size=(n, rho.size))
+    return x, rho * x + np.sqrt(1 - rho * rho) * rng.normal(size=(n, rho.size)), rho
+
+
+# Accuracy: means over many datasets in one batched call, so the tolerance sits well below
+# the effect. At n = 1000, k = 3 one estimate has sd 0.031-0.039 nats (rho 0.6-0.9), so a mean
+# over 64 has a standard error of ~0.0045; measured over 256 datasets KSG's bias here is
+# +0.005 (both algorithms). The tolerance 0.02 is that bias plus 3.3 standard errors, and
+# under half the smallest nonzero truth (0.047 nats at rho = 0.3): an estimator returning 0
+# fails.
 @pytest.mark.parametrize("algorithm", [1, 2])
-def test_bivariate_gaussian_within_error(rho: float, algorithm: int) -> None:
-    rng = np.random.default_rng(int(rho * 10) + algorithm)
-    x = rng.normal(size=2000)
-    y = rho * x + math.sqrt(1 - rho * rho) * rng.normal(size=2000)
-    r = distmi.mutual_information(x, y, method="ksg", algorithm=algorithm, n_bootstrap=20)
-    truth = -0.5 * math.log(1 - rho * rho)
-    assert abs(r.value - truth) < 4 * r.std
-    assert r.ci[0] < r.value < r.ci[1]
+def test_bivariate_gaussian_mean_over_64_datasets(algorithm: int) -> None:
+    rhos = [0.0, 0.3, 0.6, 0.9]
+    X, Y, rho = _gaussian_columns(1000, rhos, 64, seed=algorithm)
+    table = distmi.pairwise_mi(X, Y, method="ksg", pairs=[(j, j) for j in range(rho.size)],
+                               algorithm=algorithm, n_bootstrap=0)
+    for level in rhos:
+        sel = rho == level
+        truth = -0.5 * math.log(1 - level * level)
+        error = table.estimate[sel].mean() - truth
+        assert abs(error) < 0.02, (level, truth, error)
 
 
-def test_independence_is_zero_within_three_se() -> None:
-    rng = np.random.default_rng(7)
-    r = distmi.mutual_information(rng.normal(size=2000), rng.normal(size=2000), method="ksg",
-                                  n_bootstrap=20)
-    assert abs(r.value) < 3 * r.std
+def test_half_sample_intervals_cover_the_truth() -> None:
+    """95% half-sample intervals of KSG-2 at rho = 0.6 cover the truth in 85-99 of 100
+    datasets (Binomial(100, 0.95): outside that range with probability < 0.01)."""
+    X, Y, _ = _gaussian_columns(600, [0.6], 100, seed=3)
+    table = distmi.pairwise_mi(X, Y, method="ksg", pairs=[(j, j) for j in range(100)],
+                               algorithm=2, n_bootstrap=30)
+    truth = -0.5 * math.log(1 - 0.36)
+    covered = ((table.ci_low <= truth) & (truth <= table.ci_high)).sum()
+    assert 85 <= covered <= 99, covered
+    # the stated error is the spread of the estimates (not a tenth of it, not ten times it)
+    assert 0.67 < table["std"].mean() / table.estimate.std() < 1.5
 
 
-def test_multivariate_gaussian_within_error() -> None:
-    rng = np.random.default_rng(8)
-    n = 2000
-    x = rng.normal(size=(n, 3))
-    y = np.c_[0.5 * x[:, 0] + rng.normal(size=n), 0.3 * x[:, 1] + rng.normal(size=n)]
+def test_multivariate_gaussian_mean_over_30_datasets() -> None:
+    """x in R^3, y in R^2 (two coordinates depend on x): truth 0.153 nats; n = 1000."""
     cross = np.array([[0.5, 0.0], [0.0, 0.3], [0.0, 0.0]])
     joint = np.block([[np.eye(3), cross], [cross.T, np.diag([1.25, 1.09])]])
     truth = 0.5 * (math.log(1.25 * 1.09) - math.log(np.linalg.det(joint)))
-    r = distmi.mutual_information(x, y, method="ksg", n_bootstrap=20)
-    assert abs(r.value - truth) < 4 * r.std
+    rng = np.random.default_rng(8)
+    values = []
+    for _ in range(30):
+        x = rng.normal(size=(1000, 3))
+        y = np.c_[0.5 * x[:, 0] + rng.normal(size=1000), 0.3 * x[:, 1] + rng.normal(size=1000)]
+        values.append(distmi.mutual_information(x, y, method="ksg", n_bootstrap=0).value)
+    # measured sd per dataset ~0.03 (se of the mean ~0.006); KSG in 5 dimensions is biased
+    # low by ~0.01 here; the tolerance is a sixth of the truth
+    assert abs(np.mean(values) - truth) < 0.025, (np.mean(values), truth)
 
 
 def test_nearly_invariant_under_monotone_maps() -> None:
@@ -246,14 +271,29 @@ def test_nearly_invariant_under_monotone_maps() -> None:
     assert abs(a.value - b.value) < 3 * max(a.std, b.std)
 
 
-def test_label_mi_uses_empirical_prior() -> None:
-    """x | y ~ N(2y, 1), P(y=1) = 0.1: true MI 0.142 nats (ANCHORS.md, section 1)."""
+def test_label_mi_mean_over_30_datasets_and_coverage() -> None:
+    """x | y ~ N(2y, 1), P(y=1) = 0.1: true MI 0.1420 nats (numerical integration)."""
+    from scipy.integrate import quad
+    from scipy.stats import norm
+
+    def mixture(t):
+        return 0.9 * norm.pdf(t) + 0.1 * norm.pdf(t, 2.0)
+
+    h_mix = quad(lambda t: -mixture(t) * math.log(mixture(t)), -12, 14)[0]
+    truth = h_mix - 0.5 * math.log(2 * math.pi * math.e)
+    assert truth == pytest.approx(0.142, abs=5e-4)
     rng = np.random.default_rng(10)
-    labels = (rng.uniform(size=5000) < 0.1).astype(int)
-    x = 2.0 * labels + rng.normal(size=5000)
-    r = distmi.mutual_information(x, labels, method="ksg", discrete_y=True, n_bootstrap=20)
-    assert abs(r.value - 0.142) < 4 * r.std
-    assert r.diagnostics["estimator"] == "ross2014"
+    results = []
+    for _ in range(40):
+        labels = (rng.uniform(size=2000) < 0.1).astype(int)
+        x = 2.0 * labels + rng.normal(size=2000)
+        results.append(distmi.mutual_information(x, labels, method="ksg", discrete_y=True,
+                                                 n_bootstrap=20))
+    values = np.array([r.value for r in results])
+    assert abs(values.mean() - truth) < 0.015, values.mean()
+    covered = sum(r.ci[0] <= truth <= r.ci[1] for r in results)
+    assert 34 <= covered <= 40, covered  # 0.85-1.0 of 40
+    assert results[0].diagnostics["estimator"] == "ross2014"
 
 
 @pytest.mark.parametrize("discrete_y", [False, True])
@@ -287,7 +327,7 @@ def test_sklearn_style_class() -> None:
     est = KSG(k=5, n_bootstrap=4, random_state=1)
     assert est.get_params()["k"] == 5
     est.fit(x, x + rng.normal(size=800))
-    assert est.mi_ > 0.2 and est.ci_[0] < est.mi_ < est.ci_[1] and est.mi_std_ > 0
+    assert est.mi_ > 0.2 and est.ci_[0] < est.ci_[1] and est.mi_std_ > 0
     assert est.estimate(x, rng.normal(size=800)).value < 0.1
     with pytest.raises(InvalidParameterError, match="unknown KSG parameter 'kk'"):
         est.set_params(kk=3)

@@ -76,6 +76,7 @@ def test_infonce_never_above_log_batch_size():
     assert r.value <= math.log(8)
     assert r.ci_high <= math.log(8)
     assert r.value > math.log(8) - 0.3  # the optimal critic's InfoNCE is ~log 8 here
+    assert r.status == "capped"  # and the result says so
 
 
 def test_discrete_labels_match_numerical_truth():
@@ -140,7 +141,8 @@ def test_divergence_is_reported_per_pair_and_does_not_poison_the_group():
     with pytest.warns(RuntimeWarning, match="1 of 2 nwj critic"):
         df = distmi.pairwise_mi(X, y, **kw)
     good, bad = df.iloc[0], df.iloc[1]
-    assert bool(bad.diverged) and bad.stop_reason == "diverged"
+    assert bool(bad.diverged) and bad.stop_reason == "diverged" and bad.status == "diverged"
+    assert good.status == "ok"
     assert bad.diverged_at_step == 1 and bad.steps == 0 and math.isnan(bad.estimate)
     assert not bool(good.diverged) and good.steps == 100
     alone = distmi.mutual_information(x, y, **kw)
@@ -155,6 +157,28 @@ def test_same_seed_same_numbers_and_seed_matters():
     assert a.value == b.value and a.std == b.std
     assert a.value != c.value
     assert a.params["random_state"] == 3 and a.unit == "nat"
+
+
+def test_trust_status_rules():
+    """diverged > negative (below -max(0.05, 3 std)) > capped (InfoNCE past the point where
+    its log B ceiling costs 0.1 nats) > ok."""
+    from distmi.estimators.neural import infonce_cap_threshold, trust_status
+
+    assert trust_status("mine", float("nan"), float("nan"), True, 128) == "diverged"
+    assert trust_status("mine", -0.2, 0.02, False, 128) == "negative"
+    assert trust_status("mine", -0.2, 0.1, False, 128) == "ok"  # within 3 std of zero
+    assert trust_status("nwj", -0.06, float("nan"), False, 128) == "negative"
+    assert trust_status("nwj", -0.04, 0.001, False, 128) == "ok"  # within the 0.05 margin
+    # the ceiling: I - InfoNCE ~ log(1 + (e^I - 1) / B) for the optimal critic
+    for b in (8, 128, 1024):
+        v = infonce_cap_threshold(b)
+        implied_mi = -math.log((b * math.exp(-v) - 1.0) / (b - 1.0))
+        assert implied_mi - v == pytest.approx(0.1, rel=1e-9)
+    assert infonce_cap_threshold(8) == pytest.approx(0.5105, abs=1e-4)
+    assert infonce_cap_threshold(128) == pytest.approx(2.5715, abs=1e-4)
+    assert trust_status("infonce", 2.6, 0.01, False, 128) == "capped"
+    assert trust_status("infonce", 2.5, 0.01, False, 128) == "ok"
+    assert trust_status("smile", 9.0, 0.01, False, 8) == "ok"  # only InfoNCE has the ceiling
 
 
 # ------------------------------------------------------------------- sklearn-style class
@@ -191,7 +215,8 @@ def test_too_few_samples_for_the_batch_size():
         ("smile", {"hidden": (8, 0)}, r"hidden width must be"),
         ("smile", {"hidden": "wide"}, "hidden must be a positive int"),
         ("mine", {"critic": "bilinear"}, r"critic must be one of \['concat', 'separable'\]"),
-        ("mine", {"device": "tpu"}, r"device must be one of"),
+        ("mine", {"device": "tpu"}, r"device must be 'cpu', 'cuda', 'cuda:N'"),
+        ("mine", {"learning_rate": "0.001"}, r"learning_rate must be a number, got '0.001'"),
         ("mine", {"dtype": "float16"}, r"dtype must be one of"),
         ("mine", {"standardize": "yes"}, "standardize must be True or False"),
         ("mine", {"batch_size": 1}, "batch_size must be >= 2"),

@@ -47,16 +47,41 @@ def test_frames_are_orthonormal_and_prefix_stable() -> None:
     np.testing.assert_allclose(u.T @ u / len(u), np.eye(4) / 4, atol=0.01)
 
 
-@pytest.mark.parametrize("d", [1, 2, 5, 10])
-def test_gaussian_smi_matches_closed_form(d: int) -> None:
-    x, y = _gaussian_pair(d, 0.8, 1000, seed=d)
-    r = distmi.mutual_information(x, y, method="sliced", n_slices=100, n_bootstrap=10,
-                                  random_state=d)
-    truth = gaussian_smi_closed_form(0.8, d)
-    assert abs(r.value - truth) < 3 * r.std
-    assert r.diagnostics["dx"] == d and r.diagnostics["n_slices"] == 100
+# Accuracy as a mean over 30 datasets per width: SMI of the Gaussian pair with rho = 0.9 is
+# 0.331, 0.103 and 0.046 nats for d = 2, 5, 10. Measured at n = 1000 with 64 slices, one
+# estimate has sd 0.029, 0.014 and 0.0075 nats (standard errors of the mean 0.0053, 0.0026,
+# 0.0014) and the mean error is below 0.001. The tolerances are ~4 standard errors and at most
+# a seventh of the truth, so an estimator returning 0 (or the d = 1 value) fails.
+@pytest.mark.parametrize(("d", "tolerance"), [(2, 0.02), (5, 0.01), (10, 0.006)])
+def test_gaussian_smi_mean_over_30_datasets(d: int, tolerance: float) -> None:
+    truth = gaussian_smi_closed_form(0.9, d)
+    values = []
+    for seed in range(30):
+        x, y = _gaussian_pair(d, 0.9, 1000, seed=100 * d + seed)
+        r = distmi.mutual_information(x, y, method="sliced", n_slices=64, n_bootstrap=0,
+                                      n_permutations=0, random_state=seed)
+        values.append(r.value)
+    assert abs(np.mean(values) - truth) < tolerance, (np.mean(values), truth)
+    assert r.diagnostics["dx"] == d and r.diagnostics["n_slices"] == 64
     assert r.diagnostics["base"] == "ksg" and r.diagnostics["k"] == 3
-    assert abs(r.diagnostics["null_value"]) < 3 * r.std
+
+
+def test_bootstrap_intervals_cover_the_smi() -> None:
+    """Bootstrap intervals with fresh slices per replicate (Gaussian base, d = 4) cover the
+    SMI in 85-99 of 100 datasets, and their std matches the spread of the estimates."""
+    truth = gaussian_smi_closed_form(0.8, 4)
+    covered, values, stds = 0, [], []
+    for seed in range(100):
+        x, y = _gaussian_pair(4, 0.8, 500, seed=1000 + seed)
+        r = distmi.mutual_information(x, y, method="sliced", base="gaussian", n_slices=32,
+                                      n_bootstrap=40, n_permutations=0, random_state=seed,
+                                      resample="bootstrap")
+        covered += r.ci[0] <= truth <= r.ci[1]
+        values.append(r.value)
+        stds.append(r.std)
+    assert r.params["resample"] == "bootstrap"
+    assert 85 <= covered <= 99, covered
+    assert 0.67 < np.mean(stds) / np.std(values, ddof=1) < 1.5
 
 
 def test_d1_equals_mi() -> None:
@@ -67,12 +92,18 @@ def test_d1_equals_mi() -> None:
     np.testing.assert_allclose(s.diagnostics["slice_values"], k.value, rtol=0, atol=1e-9)
 
 
-def test_independence_is_zero_within_three_se() -> None:
-    rng = np.random.default_rng(4)
-    x, y = rng.normal(size=(1000, 5)), rng.normal(size=(1000, 5))
-    r = distmi.mutual_information(x, y, method="sliced", n_slices=100, n_bootstrap=10)
-    assert abs(r.value) < 3 * r.std
-    assert abs(r.diagnostics["excess_over_null"]) < 3 * r.std * math.sqrt(2)
+def test_independence_mean_over_30_datasets_is_zero() -> None:
+    """Independent X, Y in R^5: mean SMI and mean excess over the null within 0.005 nats of 0
+    (sd per dataset ~0.006 at n = 1000 with 64 slices)."""
+    values, excess = [], []
+    for seed in range(30):
+        rng = np.random.default_rng(4000 + seed)
+        x, y = rng.normal(size=(1000, 5)), rng.normal(size=(1000, 5))
+        r = distmi.mutual_information(x, y, method="sliced", n_slices=64, n_bootstrap=0,
+                                      n_permutations=1, random_state=seed)
+        values.append(r.value)
+        excess.append(r.diagnostics["excess_over_null"])
+    assert abs(np.mean(values)) < 0.005 and abs(np.mean(excess)) < 0.005
 
 
 @pytest.mark.parametrize("slice_dim", [1, 2])
@@ -105,16 +136,21 @@ def test_gaussian_base_equals_per_slice_closed_form() -> None:
     np.testing.assert_allclose(r.diagnostics["slice_values"], per_slice, rtol=1e-9)
 
 
-def test_k_sliced_matches_monte_carlo_reference() -> None:
-    """k-SMI of the Gaussian: I(A^T X; B^T Y) = -1/2 log det(I - rho^2 A^T B B^T A) per frame."""
+def test_k_sliced_mean_over_30_datasets_matches_monte_carlo_reference() -> None:
+    """k-SMI of the Gaussian: I(A^T X; B^T Y) = -1/2 log det(I - rho^2 A^T B B^T A) per frame,
+    averaged over 5000 frames: 0.105 nats for d = 6, k = 2, rho = 0.8. Mean over 30 datasets
+    (n = 1000, 40 slices; sd per dataset ~0.02, standard error ~0.004) within 0.015."""
     d, k, rho = 6, 2, 0.8
     fa, fb = random_frames(d, 5000, k, 123, "a"), random_frames(d, 5000, k, 123, "b")
     c = np.einsum("mdi,mdj->mij", fa, fb)
     reference = np.mean(-0.5 * np.linalg.slogdet(np.eye(k) - rho**2 * c @ c.transpose(0, 2, 1))[1])
-    x, y = _gaussian_pair(d, rho, 1000, seed=7)
-    r = distmi.mutual_information(x, y, method="sliced", slice_dim=k, n_slices=40,
-                                  n_bootstrap=6, n_permutations=0)
-    assert abs(r.value - reference) < 3 * r.std
+    values = []
+    for seed in range(30):
+        x, y = _gaussian_pair(d, rho, 1000, seed=7000 + seed)
+        r = distmi.mutual_information(x, y, method="sliced", slice_dim=k, n_slices=40,
+                                      n_bootstrap=0, n_permutations=0, random_state=seed)
+        values.append(r.value)
+    assert abs(np.mean(values) - reference) < 0.015, (np.mean(values), reference)
     assert r.diagnostics["slice_dim"] == 2
 
 

@@ -54,13 +54,16 @@ def validate_command(
     job: Path = typer.Argument(..., help="A YAML job file."),
     plan: bool = typer.Option(True, "--plan/--no-plan", help="Also plan it against the dataset."),
 ) -> None:
-    """Check a job file (fields, dataset, layers, targets, method) and print its plan size."""
+    """Check a job file: every section's fields (strict types, no duplicate keys), the method's
+    own parameters, then the dataset, layers and targets (the plan and its size)."""
     from distmi.jobs.runner import plan_job
-    from distmi.jobs.spec import load_spec, spec_hash
+    from distmi.jobs.spec import check_estimator, load_spec, spec_hash
 
     try:
-        spec = load_spec(job)
-        typer.echo(f"{job}: valid job {spec.name!r} (spec hash {spec_hash(spec)[:12]})")
+        spec = load_spec(job)  # every section, through the JobSpec schema
+        check_estimator(spec)  # the method's own parameter validation
+        typer.echo(f"{job}: valid job {spec.name!r} (spec hash {spec_hash(spec)[:12]}), "
+                   f"method {spec.estimator.method!r} with valid parameters")
         if plan:
             if not (StorePath.of(spec.dataset.path) / "manifest.json").is_file() \
                     and spec.dataset.builtin:

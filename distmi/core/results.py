@@ -8,6 +8,16 @@ from typing import Any
 
 import numpy as np
 
+STATUSES = {
+    "ok": "nothing known to be wrong",
+    "diverged": "training produced a non-finite loss; the value is NaN",
+    "negative": "a lower bound held out far below zero: the critic does not generalise",
+    "capped": "the value sits at the bound's ceiling (InfoNCE: log of the batch size); "
+              "the MI may be much larger",
+}
+"""The documented values of ``MIResult.status`` (the engine's ``status`` column adds
+``"constant"`` and ``"nonfinite"`` for units it could not estimate)."""
+
 
 @dataclass(frozen=True)
 class MIResult:
@@ -20,7 +30,9 @@ class MIResult:
         n_samples: number of joint samples the estimate used.
         method: registry name of the estimator (``"gmm"``, ``"ksg"``, ...).
         params: the estimator parameters that produced it (seed included).
-        diagnostics: method-specific extras (e.g. ``n_components``, ``converged``).
+        diagnostics: method-specific extras (e.g. ``n_components``, ``converged``). A result
+            that is not to be trusted says why in ``diagnostics["status"]`` (see
+            :attr:`status`).
         unit: always ``"nat"``.
     """
 
@@ -32,6 +44,11 @@ class MIResult:
     params: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     unit: str = "nat"
+
+    @property
+    def status(self) -> str:
+        """``"ok"``, or why the value is not to be trusted (see :data:`STATUSES`)."""
+        return str(self.diagnostics.get("status", "ok"))
 
     @property
     def ci_low(self) -> float:

@@ -26,20 +26,41 @@ def _key_words(key: Sequence[KeyPart]) -> list[int]:
     return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
 
 
+SEED_LIMIT = 2**63
+
+
 def check_seed(random_state: int | None) -> int:
-    """Return a non-negative integer root seed (``None`` means 0, the documented default)."""
+    """Validate an integer root seed in [0, 2^63); ``None`` gives 0 (internal callers only).
+
+    User-facing entry points take ``random_state=None`` to mean fresh entropy instead: they
+    call :func:`resolve_seed`.
+    """
     if random_state is None:
         return 0
     if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer):
         raise InvalidParameterError(
-            f"random_state must be a non-negative integer, got {random_state!r} "
-            f"({type(random_state).__name__}); pass e.g. random_state=0."
+            f"random_state must be a non-negative integer or None, got {random_state!r} "
+            f"({type(random_state).__name__}); pass e.g. random_state=0 (None draws a fresh "
+            "seed and records it in the result's params)."
         )
-    if random_state < 0:
+    if not 0 <= random_state < SEED_LIMIT:
         raise InvalidParameterError(
-            f"random_state must be >= 0, got {random_state}; pass a non-negative integer."
+            f"random_state must be in [0, 2**63), got {random_state}; pass a non-negative "
+            "integer below 2**63, or None for a fresh seed."
         )
     return int(random_state)
+
+
+def resolve_seed(random_state: int | None) -> int:
+    """The root seed of one estimate: ``random_state`` itself, or fresh entropy for ``None``.
+
+    ``None`` draws 63 bits from the operating system (``numpy.random.SeedSequence()``), so
+    two calls differ; estimators record the drawn seed in ``MIResult.params["random_state"]``
+    and passing it back as ``random_state`` reproduces the result exactly.
+    """
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy) % SEED_LIMIT
+    return check_seed(random_state)
 
 
 def derive_seed(root: int | None, *key: KeyPart) -> int:

@@ -20,6 +20,7 @@ from distmi.core.errors import (
     SingleClassError,
     TooFewSamplesError,
 )
+from distmi.core.scaling import constant_mask
 
 
 def _to_numpy(a: Any, name: str) -> np.ndarray:
@@ -96,16 +97,18 @@ def check_finite(arr: np.ndarray, name: str) -> None:
 
 
 def check_not_constant(arr: np.ndarray, name: str) -> None:
-    """Raise :class:`ConstantColumnError` if any column of the (n, d) ``arr`` is constant."""
+    """Raise :class:`ConstantColumnError` if any column of the (n, d) ``arr`` is constant.
+
+    Constant is relative to the column's own magnitude (:func:`distmi.core.scaling.constant_mask`):
+    a column of values around 1e-13 is as usable as one around 1.
+    """
     if arr.shape[0] < 2:
         return
-    spread = np.ptp(arr, axis=0)
-    scale = np.maximum(np.abs(arr).max(axis=0), 1.0)
-    constant = np.flatnonzero(spread <= 1e-12 * scale)
+    constant = np.flatnonzero(constant_mask(arr, axis=0))
     if constant.size:
         col = int(constant[0])
         raise ConstantColumnError(
-            f"{name} column {col} is constant (every value is {arr[0, col]!r}"
+            f"{name} column {col} is constant (every value is {float(arr[0, col])!r} up to rounding"
             f"{f'; {constant.size} constant columns in all' if constant.size > 1 else ''}); "
             "MI with a constant is zero by definition and cannot be estimated: "
             "drop constant columns first (e.g. keep = np.ptp(x, axis=0) > 0)."
@@ -193,11 +196,14 @@ def check_float(
     maximum: float | None = None,
     inclusive: bool = True,
 ) -> float:
-    """Validate a finite float parameter within bounds."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidParameterError(f"{name} must be a number, got {value!r}.") from exc
+    """Validate a finite real number within bounds (strings and booleans are not numbers)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        raise InvalidParameterError(
+            f"{name} must be a number, got {value!r} ({type(value).__name__})."
+        )
+    out = float(value)
     if not np.isfinite(out):
         raise InvalidParameterError(f"{name} must be finite, got {value!r}.")
     low_ok = minimum is None or (out >= minimum if inclusive else out > minimum)
@@ -217,3 +223,12 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
             f"{name} must be one of {list(choices)}, got {value!r}."
         )
     return str(value)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Validate a True/False parameter (``"yes"``, ``1`` or ``None`` are not booleans)."""
+    if not isinstance(value, bool | np.bool_):
+        raise InvalidParameterError(
+            f"{name} must be True or False, got {value!r} ({type(value).__name__})."
+        )
+    return bool(value)

@@ -13,7 +13,9 @@ Null fits use ``n_bootstrap=0``.
 
 Units that are constant or hold NaN/Inf cannot be estimated; their rows carry
 ``status="constant"`` (estimate 0: MI with a constant is zero) or ``status="nonfinite"``
-(estimate NaN) instead of failing the job.
+(estimate NaN) instead of failing the job. Estimated rows carry the result's own
+``MIResult.status``: ``"ok"``, or why the value is not to be trusted (``"diverged"``,
+``"negative"``, ``"capped"`` for the neural bounds).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 
 from distmi.core.errors import InvalidParameterError
 from distmi.core.results import MIResult
+from distmi.core.scaling import constant_mask
 from distmi.core.seeds import derive_rng
 from distmi.core.validation import as_float_matrix, as_labels
 from distmi.engine.plan import WorkBatch
@@ -82,10 +85,10 @@ def _scalar_diagnostics(res: MIResult) -> str:
 
 
 def _usable(col: np.ndarray) -> str:
-    """'ok', 'nonfinite' or 'constant' for a float column of shape (n,)."""
+    """'ok', 'nonfinite' or 'constant' (relative to its own magnitude) for a column (n,)."""
     if not np.isfinite(col).all():
         return "nonfinite"
-    if np.ptp(col) <= 1e-12 * max(float(np.abs(col).max()), 1.0):
+    if constant_mask(col[:, None], axis=0)[0]:
         return "constant"
     return "ok"
 
@@ -269,6 +272,7 @@ class BatchWorker:
                           float(null[k_ok]) if null is not None else np.nan)
                 cols["n_samples"].append(int(r.n_samples))
                 cols["diagnostics"].append(_scalar_diagnostics(r))
+                cols["status"][-1] = r.status  # "ok", or why not to trust it (MIResult.status)
                 k_ok += 1
             else:
                 fill = 0.0 if st == "constant" else np.nan

@@ -20,8 +20,9 @@ import numpy as np
 
 from distmi.core.errors import InvalidInputError, InvalidParameterError
 from distmi.core.results import MIResult
-from distmi.core.seeds import check_seed
+from distmi.core.seeds import resolve_seed
 from distmi.core.validation import as_float_matrix, as_labels, check_int, check_same_length
+from distmi.estimators.base import MIEstimator
 from distmi.estimators.gmm_compute import categorical_pairs, continuous_pairs
 from distmi.estimators.gmm_config import GMMMIConfig, parse_config
 
@@ -52,8 +53,8 @@ def gmm_mi(
     return continuous_pairs(blocks, dims, config, n_bootstrap, random_state, z is not None)[0]
 
 
-class GMMMI:
-    """Sklearn-style GMM-MI estimator.
+class GMMMI(MIEstimator):
+    """Sklearn-style GMM-MI estimator (the contract of :class:`MIEstimator`).
 
     The constructor only stores parameters (see :class:`~distmi.estimators.gmm_config.GMMMIConfig`
     for their meaning and defaults); :meth:`fit` validates, computes and sets:
@@ -117,21 +118,8 @@ class GMMMI:
         self.jitter = jitter
         self.device = device
 
+    method = "gmm"
     _CALL_PARAMS = ("n_bootstrap", "discrete_y", "random_state")
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (an unfitted estimator is a serialisable spec)."""
-        names = (*self._CALL_PARAMS, *GMMMIConfig.model_fields)
-        return {name: getattr(self, name) for name in names if name != "memory_budget"}
-
-    def set_params(self, **params: Any) -> GMMMI:
-        for name, value in params.items():
-            if name not in self.get_params():
-                raise InvalidParameterError(
-                    f"unknown parameter {name!r}; allowed: {sorted(self.get_params())}"
-                )
-            setattr(self, name, value)
-        return self
 
     def _config(self) -> GMMMIConfig:
         params = self.get_params()
@@ -142,7 +130,7 @@ class GMMMI:
     def estimate(self, x: Any, y: Any, z: Any = None) -> MIResult:
         """Validate the inputs and return the estimate as an :class:`MIResult`."""
         config = self._config()
-        seed = check_seed(self.random_state)
+        seed = resolve_seed(self.random_state)
         n_bootstrap = check_int(self.n_bootstrap, "n_bootstrap", minimum=0)
         x_arr = as_float_matrix(x, "x")
         y_arr = as_labels(y, "y")[0] if self.discrete_y else as_float_matrix(y, "y")
@@ -164,13 +152,8 @@ class GMMMI:
         self.n_components_ = result.diagnostics["n_components"]
         self.converged_ = result.diagnostics["converged"]
         self.bootstrap_ = np.asarray(result.diagnostics["bootstrap"])
+        self.status_ = result.status
         return self
-
-    def __repr__(self) -> str:
-        defaults = GMMMI().get_params()
-        changed = {k: v for k, v in self.get_params().items() if defaults.get(k) != v}
-        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
-        return f"GMMMI({args})"
 
 
 def check_finite_result(result: MIResult) -> MIResult:

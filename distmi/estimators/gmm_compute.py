@@ -49,10 +49,13 @@ def _fit_config(cfg: GMMMIConfig) -> GMMFitConfig:
 
 
 def standardise(data: np.ndarray) -> np.ndarray:
-    """Per-column z-scores over the sample axis. data (P, N, D) -> same shape."""
-    mean = data.mean(axis=1, keepdims=True)
-    std = data.std(axis=1, keepdims=True)
-    return (data - mean) / std
+    """Per-column z-scores over the sample axis, at any scale. data (P, N, D) -> same shape.
+
+    :func:`distmi.core.scaling.standardize` pre-scales by a power of two, so data in units of
+    1e+-300 give the z-scores (and the MI) of unit-scale data."""
+    from distmi.core.scaling import standardize
+
+    return standardize(data, axis=1)
 
 
 def prepare(blocks: Sequence[np.ndarray], cfg: GMMMIConfig, seed: int) -> np.ndarray:
@@ -63,7 +66,7 @@ def prepare(blocks: Sequence[np.ndarray], cfg: GMMMIConfig, seed: int) -> np.nda
     per seed, the same for every block, so batched and single results stay equal; by the
     data-processing inequality the MI of the jittered variables is at most the original MI.
     """
-    data = standardise(np.stack(blocks).astype(np.float64))
+    data = standardise(np.stack(blocks).astype(np.float64))  # (P, N, D), unit scale
     if cfg.jitter > 0:
         _, n, d = data.shape
         noise = derive_rng(seed, "gmm-jitter", n, d).standard_normal((n, d))

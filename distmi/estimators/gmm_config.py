@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from distmi.core.devices import Device
 from distmi.core.errors import InvalidParameterError
+from distmi.core.params import StrictParams
 
 
-class GMMMIConfig(BaseModel):
+class GMMMIConfig(StrictParams):
     """Settings of :class:`~distmi.estimators.gmm.GMMMI`.
 
     Defaults follow GMM-MI 0.8.2 where sensible (2 folds, 3 inits, threshold 1e-5,
@@ -17,8 +19,6 @@ class GMMMIConfig(BaseModel):
     documented in ``docs/gmm.md`` (k-means++ inits, ridge 1e-6 on standardised data,
     Gauss-Hermite integration, point estimate from the full-data fit).
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     n_components: int | None = Field(None, ge=1, le=200, description="fixed K (skips selection)")
     max_components: int = Field(50, ge=1, le=200)
@@ -36,7 +36,7 @@ class GMMMIConfig(BaseModel):
     n_nodes: int | None = Field(None, ge=2, le=200)
     ci_level: float = Field(0.95, gt=0.0, lt=1.0)
     jitter: float = Field(0.0, ge=0.0, le=1.0, description="dequantisation noise, in column sd")
-    device: str = "cpu"
+    device: Device = "cpu"
     memory_budget: float = Field(256e6, gt=1e6)
 
     @model_validator(mode="after")
@@ -45,8 +45,6 @@ class GMMMIConfig(BaseModel):
             raise ValueError(
                 f"n_components={self.n_components} exceeds max_components={self.max_components}"
             )
-        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
         return self
 
 
@@ -64,3 +62,8 @@ def parse_config(**params: object) -> GMMMIConfig:
             else:
                 problems.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
         raise InvalidParameterError("invalid GMM-MI parameters: " + "; ".join(problems)) from None
+
+
+def validate_gmm_params(params: dict) -> None:
+    """``MethodSpec.validate_params`` of ``method="gmm"``."""
+    parse_config(**params)

@@ -10,7 +10,7 @@ from distmi.core.results import MIResult
 from distmi.core.validation import as_float_matrix, check_same_length
 from distmi.estimators.gmm import check_finite_result, gmm_mi
 from distmi.estimators.gmm_compute import categorical_pairs, continuous_pairs
-from distmi.estimators.gmm_config import parse_config
+from distmi.estimators.gmm_config import parse_config, validate_gmm_params
 from distmi.estimators.registry import MethodSpec
 
 
@@ -64,4 +64,7 @@ GMM_METHOD = MethodSpec(
     supports_discrete_y=True,
     supports_multivariate=True,
     description="GMM-MI: Gaussian-mixture MI with CV-selected components and bootstrap CIs",
+    validate_params=validate_gmm_params,
+    supports_conditional=True,
+    estimator_class="distmi.estimators.gmm:GMMMI",
 )

@@ -15,14 +15,16 @@ et al. 2004, sec. IV; Gao et al. 2015): the interval covers sampling noise, not 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from distmi.core.errors import InvalidInputError, InvalidParameterError, TooFewSamplesError
 from distmi.core.results import MIResult
-from distmi.core.seeds import check_seed
-from distmi.core.validation import as_float_matrix, as_labels, check_int, check_same_length
+from distmi.core.seeds import resolve_seed
+from distmi.core.validation import as_float_matrix, check_int
+from distmi.estimators.base import MIEstimator
 from distmi.estimators.ksg_config import (
     KSGConfig,
     check_neighbours,
@@ -30,6 +32,7 @@ from distmi.estimators.ksg_config import (
     half_sample_error,
     parse_ksg_config,
     prepare_rows,
+    validate_ksg_params,
 )
 from distmi.estimators.registry import MethodSpec
 
@@ -52,6 +55,7 @@ def solve_1d(px: np.ndarray, py: np.ndarray, config: KSGConfig, discrete_y: bool
         mixed_batch,
     )
 
+    config = config.resolved()
     b, n = px.shape
     backend = config.backend
     if backend == "auto":
@@ -94,6 +98,7 @@ def solve_nd(x: np.ndarray, y: np.ndarray, config: KSGConfig, discrete_y: bool) 
     """KSG (or Ross) of G problems of any dimension; x (G, n, dx), y (G, n, dy) or (G, n)."""
     from distmi.kernels.ksg_mi import ksg_batch, mixed_batch
 
+    config = config.resolved()
     if config.backend in ("grid", "compiled"):
         raise InvalidParameterError(
             f"backend='{config.backend}' handles 1-D x and 1-D y (or labels) only, got x with "
@@ -213,14 +218,17 @@ KSG_METHOD = MethodSpec(
     supports_discrete_y=True,
     supports_multivariate=True,
     description="KSG k-nearest-neighbour MI (Kraskov 1/2; Ross 2014 for labels), half-sample CIs",
+    validate_params=validate_ksg_params,
+    estimator_class="distmi.estimators.ksg:KSG",
 )
 
 
-class KSG:
-    """Scikit-learn-style KSG estimator.
+class KSG(MIEstimator):
+    """Scikit-learn-style KSG estimator (the contract of :class:`MIEstimator`).
 
-    The constructor only stores parameters; :meth:`fit` validates the data, estimates and sets
-    ``result_``, ``mi_`` (nats), ``mi_std_`` and ``ci_``.
+    The constructor only stores parameters (:class:`KSGConfig` documents them);
+    :meth:`fit` validates the data, estimates and sets ``result_``, ``mi_`` (nats),
+    ``mi_std_``, ``ci_`` and ``status_``.
 
     Example:
         >>> import numpy as np
@@ -231,9 +239,12 @@ class KSG:
         True
     """
 
+    method = "ksg"
+
     def __init__(self, k: int = 3, algorithm: int = 1, discrete_y: bool = False,
                  n_bootstrap: int = 50, random_state: int | None = 0, jitter: float = 1e-10,
-                 backend: str = "auto", device: str = "cpu", ci_level: float = 0.95) -> None:
+                 backend: str = "auto", device: str = "cpu", ci_level: float = 0.95,
+                 workers: int = 1, n_jobs: int = 1, memory_budget: float = 256e6) -> None:
         self.k = k
         self.algorithm = algorithm
         self.discrete_y = discrete_y
@@ -243,41 +254,9 @@ class KSG:
         self.backend = backend
         self.device = device
         self.ci_level = ci_level
-
-    _PARAMS = ("k", "algorithm", "discrete_y", "n_bootstrap", "random_state", "jitter",
-               "backend", "device", "ci_level")
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._PARAMS}
-
-    def set_params(self, **params: Any) -> KSG:
-        for name, value in params.items():
-            if name not in self._PARAMS:
-                raise InvalidParameterError(
-                    f"unknown KSG parameter {name!r}; allowed: {list(self._PARAMS)}"
-                )
-            setattr(self, name, value)
-        return self
-
-    def fit(self, x: Any, y: Any) -> KSG:
-        seed = check_seed(self.random_state)
-        n_bootstrap = check_int(self.n_bootstrap, "n_bootstrap", minimum=0)
-        x_arr = as_float_matrix(x, "x")
-        y_arr = as_labels(y, "y")[0] if self.discrete_y else as_float_matrix(y, "y")
-        check_same_length(x=x_arr, y=y_arr)
-        self.result_ = estimate(
-            x_arr, y_arr, discrete_y=bool(self.discrete_y), n_bootstrap=n_bootstrap,
-            random_state=seed, k=self.k, algorithm=self.algorithm, jitter=self.jitter,
-            backend=self.backend, device=self.device, ci_level=self.ci_level,
-        )
-        self.mi_ = self.result_.value
-        self.mi_std_ = self.result_.std
-        self.ci_ = self.result_.ci
-        return self
-
-    def estimate(self, x: Any, y: Any) -> MIResult:
-        """Fit and return the :class:`~distmi.core.results.MIResult`."""
-        return self.fit(x, y).result_
+        self.workers = workers
+        self.n_jobs = n_jobs
+        self.memory_budget = memory_budget
 
 
 def kl_entropy(x: Any, k: int = 3, metric: str = "chebyshev", jitter: float = 1e-10,
@@ -287,6 +266,7 @@ def kl_entropy(x: Any, k: int = 3, metric: str = "chebyshev", jitter: float = 1e
     The data are not standardised (entropy is not scale invariant). ``jitter`` adds that many
     standard deviations of noise per column to break ties between duplicated samples.
     """
+    from distmi.core.scaling import prescale
     from distmi.core.seeds import derive_rng
     from distmi.core.validation import check_choice
     from distmi.kernels.entropy import kl_entropy as _kl
@@ -296,10 +276,14 @@ def kl_entropy(x: Any, k: int = 3, metric: str = "chebyshev", jitter: float = 1e
     check_choice(metric, "metric", ("chebyshev", "euclidean"))
     check_choice(backend, "backend", ("kdtree", "brute"))
     check_neighbours(len(arr), k, 0, "Kozachenko-Leonenko entropy")
+    seed = resolve_seed(random_state)
+    # h(X) = h(X / s) + d log s for one power-of-two scale s (exact): no overflow at any scale
+    arr, scale = prescale(arr)
     if jitter:
-        noise = derive_rng(check_seed(random_state), "ksg-jitter", "x").standard_normal(len(arr))
-        arr = arr + jitter * arr.std(axis=0) * noise[:, None]
-    value = float(_kl(arr[None], k, metric, backend)[0])
+        sd = np.sqrt(np.mean(np.square(arr - arr.mean(axis=0)), axis=0))  # |arr| <= 1
+        noise = derive_rng(seed, "ksg-jitter", "x").standard_normal(len(arr))
+        arr = arr + jitter * sd * noise[:, None]
+    value = float(_kl(arr[None], k, metric, backend)[0]) + arr.shape[1] * math.log(scale)
     if not np.isfinite(value):
         raise InvalidInputError(
             f"Kozachenko-Leonenko entropy is {value}: some points have {k} or more exact "

@@ -3,7 +3,9 @@
 Preparation of a sample (one row per variable, as the kernels want it):
 
 1. standardise each variable to mean 0, standard deviation 1 (ddof 0): KSG's max-norm mixes
-   coordinates, so their scales must agree (Kraskov et al. 2004 recommend it too);
+   coordinates, so their scales must agree (Kraskov et al. 2004 recommend it too). The
+   z-scores come from :func:`distmi.core.scaling.standardize` (a power-of-two pre-scale), so
+   data in units of 1e+-300 give the numbers of unit-scale data;
 2. add ``jitter`` times one standard-normal vector per role ("x" or "y"), seeded by
    (random_state, "ksg-jitter", role). Duplicated values (ReLU zeros, quantised activations)
    otherwise give zero neighbour distances, which KSG cannot handle. The same vector is used for
@@ -25,55 +27,46 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field
 
-from distmi.core.errors import InvalidParameterError, TooFewSamplesError
+from distmi.core.devices import Device, resolve_device
+from distmi.core.errors import TooFewSamplesError
+from distmi.core.params import StrictParams, parse_params
 from distmi.core.results import percentile_interval
+from distmi.core.scaling import standardize
 from distmi.core.seeds import derive_rng
 
 
-class KSGConfig(BaseModel):
+class KSGConfig(StrictParams):
     """Settings of the KSG estimator (``method="ksg"``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     k: int = Field(3, ge=1, description="neighbours (KSG's k)")
     algorithm: Literal[1, 2] = Field(1, description="Kraskov algorithm 1 or 2")
     jitter: float = Field(1e-10, ge=0.0, le=1e-3, description="noise in standard deviations")
     backend: Literal["auto", "compiled", "grid", "kdtree", "brute"] = "auto"
-    device: str = "cpu"
+    device: Device = "cpu"
     workers: int = Field(1, ge=-1, description="k-d tree query threads (-1: all cores)")
     n_jobs: int = Field(1, ge=1, le=256, description="threads for batched 1-D problems")
     ci_level: float = Field(0.95, gt=0.0, lt=1.0)
     memory_budget: float = Field(256e6, gt=1e6, description="bytes per brute-force block")
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if value not in ("cpu", "cuda") and not value.startswith("cuda:"):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {value!r}")
-        return value
+    def resolved(self) -> KSGConfig:
+        """This config with ``device`` resolved (``"auto"`` -> ``"cuda"`` or ``"cpu"``)."""
+        device = resolve_device(self.device)
+        return self if device == self.device else self.model_copy(update={"device": device})
 
 
-def parse_model(model: type[BaseModel], what: str, params: dict) -> BaseModel:
-    """Build a pydantic config, turning its errors into :class:`InvalidParameterError`."""
-    try:
-        return model(**params)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "parameters"
-            if err["type"] == "extra_forbidden":
-                allowed = sorted(model.model_fields)
-                problems.append(f"unknown {what} parameter {loc!r}; allowed: {allowed}")
-            else:
-                problems.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
-        raise InvalidParameterError(f"invalid {what} parameters: " + "; ".join(problems)) from None
+parse_model = parse_params  # the shared strict parser, under its former name
 
 
 def parse_ksg_config(**params: object) -> KSGConfig:
     """Validate KSG parameters (unknown names are rejected with the allowed list)."""
-    return parse_model(KSGConfig, "KSG", params)  # type: ignore[return-value]
+    return parse_params(KSGConfig, "KSG", params)
+
+
+def validate_ksg_params(params: dict) -> None:
+    """``MethodSpec.validate_params`` of ``method="ksg"``."""
+    parse_ksg_config(**params)
 
 
 def check_neighbours(n: int, k: int, n_bootstrap: int, what: str = "KSG") -> None:
@@ -92,11 +85,8 @@ def check_neighbours(n: int, k: int, n_bootstrap: int, what: str = "KSG") -> Non
 
 
 def standardize_rows(rows: np.ndarray) -> np.ndarray:
-    """Each row (one variable over n samples) to mean 0 and std 1; (B, n) -> (B, n)."""
-    rows = np.ascontiguousarray(rows, dtype=np.float64)
-    centred = rows - rows.mean(axis=1, keepdims=True)
-    std = np.sqrt((centred * centred).mean(axis=1, keepdims=True))
-    return centred / np.where(std > 0, std, 1.0)
+    """Each row (one variable over n samples) to mean 0 and std 1, at any scale; (B, n) -> (B, n)."""
+    return standardize(np.ascontiguousarray(rows, dtype=np.float64), axis=1)
 
 
 def prepare_rows(rows: np.ndarray, seed: int, role: str, jitter: float) -> np.ndarray:

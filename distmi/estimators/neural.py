@@ -10,13 +10,16 @@ Recipe for one call (every pair of a ``pairwise_mi`` call follows it with the sa
 1. standardise every continuous column (z-score; MI is invariant to it), one-hot encode labels;
 2. split the rows once: a held-out fraction (default half) for the estimate, the rest to train;
 3. train the critics (shared initial critic, shared batch rows, per-pair Adam and stopping);
-4. report the bound on the held-out rows, with a bootstrap over held-out rows for std and CI.
+4. report the bound on the held-out rows, with a bootstrap over held-out rows for std and CI;
+5. say when the value is not to be trusted (:func:`trust_status`): ``diagnostics["status"]``
+   is ``"diverged"``, ``"negative"`` or ``"capped"`` instead of ``"ok"``.
 The seeds come from ``derive_seed(random_state, "neural", <purpose>)``, never from a pair's
 position, so ``pairwise_mi`` row (i, j) equals ``mutual_information(X[:, i], Y[:, j])``.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -24,17 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from distmi.core.devices import check_device, resolve_device
 from distmi.core.errors import InvalidParameterError, TooFewSamplesError
 from distmi.core.results import MIResult
-from distmi.core.seeds import check_seed, derive_rng, derive_seed
-from distmi.core.validation import (
-    as_float_matrix,
-    as_labels,
-    check_choice,
-    check_float,
-    check_int,
-    check_same_length,
-)
+from distmi.core.scaling import standardize
+from distmi.core.seeds import derive_rng, derive_seed
+from distmi.core.validation import check_choice, check_float, check_int
+from distmi.estimators.base import MIEstimator
 from distmi.estimators.registry import MethodSpec
 
 BOUNDS = ("mine", "nwj", "infonce", "smile")
@@ -125,7 +124,7 @@ def resolve_params(bound: str, params: dict[str, Any]) -> NeuralSettings:
         s = replace(s, activation=check_choice(p.pop("activation"), "activation",
                                                ("relu", "elu", "tanh")))
     if "device" in p:
-        s = replace(s, device=check_choice(p.pop("device"), "device", ("cpu", "cuda", "auto")))
+        s = replace(s, device=check_device(p.pop("device")))
     if "dtype" in p:
         s = replace(s, dtype=check_choice(p.pop("dtype"), "dtype", ("float32", "float64")))
     if "standardize" in p:
@@ -140,17 +139,41 @@ def resolve_params(bound: str, params: dict[str, Any]) -> NeuralSettings:
     return s
 
 
-def _torch_device(name: str) -> str:
-    import torch
+NEGATIVE_MARGIN = 0.05
+"""nats: a held-out bound below -max(NEGATIVE_MARGIN, 3 std) is flagged ``"negative"``."""
+CAP_GAP = 0.1
+"""nats: InfoNCE is flagged ``"capped"`` where its log(B) ceiling costs at least this much."""
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InvalidParameterError(
-            f"device='cuda' was requested but no CUDA device is available to torch "
-            f"{torch.__version__}; pass device='cpu' (the default) or device='auto'."
-        )
-    return name
+
+def infonce_cap_threshold(batch_size: int, gap: float = CAP_GAP) -> float:
+    """The InfoNCE value above which the ceiling log(B) costs at least ``gap`` nats.
+
+    With the optimal critic each row contrasts its density ratio r = p(y|x)/p(y) with B - 1
+    negatives whose ratios average 1, so InfoNCE ~ log B - log(1 + (B - 1) e^{-I}) (van den
+    Oord et al. 2018; Poole et al. 2019, Sec. 2.3). Solving for the value v at which
+    I - v = gap gives v* = log(B - (B - 1) e^{-gap}): 0.51 nats for B = 8, 2.57 for B = 128.
+    """
+    b = float(batch_size)
+    return math.log(b - (b - 1.0) * math.exp(-gap))
+
+
+def trust_status(bound: str, value: float, std: float, diverged: bool, batch_size: int) -> str:
+    """``"ok"`` or why a neural estimate is not to be trusted (``MIResult.status``).
+
+    - ``"diverged"``: training produced a non-finite loss (the value is NaN);
+    - ``"negative"``: the held-out bound is below -max(0.05 nats, 3 std): MI is >= 0, so the
+      critic does not generalise to held-out rows (over-fitted or failed training);
+    - ``"capped"``: InfoNCE at or above :func:`infonce_cap_threshold`: the log(batch_size)
+      ceiling costs >= 0.1 nats, and the MI may be far larger (raise batch_size).
+    """
+    if diverged or not math.isfinite(value):
+        return "diverged"
+    margin = max(NEGATIVE_MARGIN, 3.0 * std) if math.isfinite(std) else NEGATIVE_MARGIN
+    if value < -margin:
+        return "negative"
+    if bound == "infonce" and value >= infonce_cap_threshold(batch_size):
+        return "capped"
+    return "ok"
 
 
 def _split_rows(n: int, s: NeuralSettings, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,11 +194,13 @@ def _split_rows(n: int, s: NeuralSettings, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(perm[n_test:]), perm[:n_test]
 
 
-def _as_variables(cols: np.ndarray, standardize: bool) -> np.ndarray:
-    """(S, d, n) columns -> (S, n, d) float64 variables, z-scored per column if asked."""
+def _as_variables(cols: np.ndarray, standardize_cols: bool) -> np.ndarray:
+    """(S, d, n) columns -> (S, n, d) float64 variables, z-scored per column if asked.
+
+    The z-scores come from :func:`distmi.core.scaling.standardize` (any data scale)."""
     cols = np.ascontiguousarray(cols, dtype=np.float64)
-    if standardize:
-        cols = (cols - cols.mean(axis=2, keepdims=True)) / cols.std(axis=2, keepdims=True)
+    if standardize_cols:
+        cols = standardize(cols, axis=2)
     return np.ascontiguousarray(cols.transpose(0, 2, 1))
 
 
@@ -203,7 +228,7 @@ def _run(
     if s.hidden is None:  # small problems (scalar pairs) need small critics
         s = replace(s, hidden=(32, 32) if dx + dy <= 4 else (128, 128))
     train_rows, test_rows = _split_rows(n, s, seed)
-    device = _torch_device(s.device)
+    device = resolve_device(s.device)
     dtype = torch.float64 if s.dtype == "float64" else torch.float32
     spec = CriticSpec(s.critic, dx, dy, s.hidden, s.embed_dim, s.activation)
     cfg = TrainConfig(s.bound, s.batch_size, s.max_steps, s.learning_rate, s.eval_every,
@@ -230,6 +255,8 @@ def _run(
         for p in range(len(fit.value)):
             diverged = fit.stop_reason[p] == "diverged"
             n_diverged += diverged
+            status = trust_status(s.bound, float(fit.value[p]), float(fit.std[p]), diverged,
+                                  s.batch_size)
             results.append(MIResult(
                 value=float(fit.value[p]), std=float(fit.std[p]),
                 ci=(float(fit.ci_low[p]), float(fit.ci_high[p])), n_samples=int(n),
@@ -240,7 +267,7 @@ def _run(
                     "diverged": diverged, "diverged_at_step": int(fit.diverged_at_step[p]),
                     "smoothed_estimate": float(fit.smoothed[p]), "critic": s.critic,
                     "n_train": int(train_rows.size), "n_test": fit.n_test_used,
-                    "device": device,
+                    "device": device, "status": status,
                 },
             ))
     if n_diverged:
@@ -287,6 +314,9 @@ def _method(name: str, description: str) -> MethodSpec:
         name=name, estimate=partial(estimate, bound=name),
         estimate_pairs=partial(estimate_pairs, bound=name),
         supports_discrete_y=True, supports_multivariate=True, description=description,
+        validate_params=partial(resolve_params, name),
+        estimator_class="distmi.estimators.neural:NeuralMI",
+        ci_covers="bound", statuses=("diverged", "negative", "capped"),
     )
 
 
@@ -296,16 +326,20 @@ INFONCE_METHOD = _method("infonce", "InfoNCE contrastive bound, capped at log(ba
 SMILE_METHOD = _method("smile", "SMILE: clipped DV bound read off a JS-trained critic")
 
 
-class NeuralMI:
-    """sklearn-style neural MI estimator.
+class NeuralMI(MIEstimator):
+    """sklearn-style neural MI estimator (the contract of :class:`MIEstimator`).
 
-    The constructor only stores arguments; :meth:`fit` validates, trains and sets ``mi_``
-    (nats), ``mi_std_``, ``ci_`` and ``result_`` (the :class:`MIResult`).
+    The constructor only stores arguments (``bound`` picks the method; the other keywords are
+    the bound's parameters, see ``docs/neural.md``); :meth:`fit` validates, trains and sets
+    ``mi_`` (nats), ``mi_std_``, ``ci_``, ``status_`` and ``result_`` (the :class:`MIResult`).
 
     Example:
         >>> est = NeuralMI(bound="smile", max_steps=500).fit(x, y)   # doctest: +SKIP
-        >>> est.mi_, est.ci_                                        # doctest: +SKIP
+        >>> est.mi_, est.ci_, est.status_                           # doctest: +SKIP
     """
+
+    extra_params_attr = "params"
+    class_params = ("bound",)
 
     def __init__(
         self, bound: str = "mine", *, discrete_y: bool = False, n_bootstrap: int = 100,
@@ -317,34 +351,12 @@ class NeuralMI:
         self.random_state = random_state
         self.params = dict(params)
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"bound": self.bound, "discrete_y": self.discrete_y,
-                "n_bootstrap": self.n_bootstrap, "random_state": self.random_state,
-                **self.params}
+    def _method_name(self) -> str:
+        return check_choice(self.bound, "bound", BOUNDS)
 
-    def set_params(self, **params: Any) -> NeuralMI:
-        for key in ("bound", "discrete_y", "n_bootstrap", "random_state"):
-            if key in params:
-                setattr(self, key, params.pop(key))
-        self.params.update(params)
-        return self
+    @classmethod
+    def for_method(cls, name: str, **params: Any) -> NeuralMI:
+        return cls(bound=name, **params)
 
-    def fit(self, x: Any, y: Any) -> NeuralMI:
-        """Estimate I(X; Y) from x (n,) or (n, dx) and y (n,), (n, dy) or labels."""
-        resolve_params(self.bound, self.params)  # fail fast on bad parameters
-        seed = check_seed(self.random_state)
-        n_boot = check_int(self.n_bootstrap, "n_bootstrap", minimum=0)
-        x_arr = as_float_matrix(x, "x")
-        y_arr = as_labels(y, "y")[0] if self.discrete_y else as_float_matrix(y, "y")
-        check_same_length(x=x_arr, y=y_arr)
-        self.result_ = estimate(x_arr, y_arr, discrete_y=bool(self.discrete_y),
-                                n_bootstrap=n_boot, random_state=seed, bound=self.bound,
-                                **self.params)
-        self.mi_ = self.result_.value
-        self.mi_std_ = self.result_.std
-        self.ci_ = self.result_.ci
-        return self
-
-    def estimate(self, x: Any, y: Any) -> MIResult:
-        """Fit and return the :class:`MIResult`."""
-        return self.fit(x, y).result_
+    def _extra_param_names(self) -> tuple[str, ...]:
+        return _ALLOWED

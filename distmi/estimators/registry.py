@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from distmi.core.errors import UnknownMethodError
+from distmi.core.errors import InvalidParameterError, UnknownMethodError
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,21 @@ class MethodSpec:
         supports_discrete_y: whether a label vector y is accepted.
         supports_multivariate: whether x and y may have more than one column.
         description: one line for ``distmi methods`` and error messages.
+        validate_params: ``(params: dict) -> None``; checks the method's own parameters
+            without data (unknown names, types, ranges) and raises
+            :class:`~distmi.core.errors.InvalidParameterError` naming the problem. ``distmi
+            validate`` runs it on a job's ``estimator.params``, estimator classes before
+            touching the data. ``None``: parameters are only checked when estimating.
+        supports_conditional: whether ``estimate`` takes ``z=`` for I(X; Y | Z).
+        estimator_class: ``"module:Class"`` of the scikit-learn-style class of the method
+            (a :class:`~distmi.estimators.base.MIEstimator`), or ``None`` for
+            :class:`~distmi.estimators.base.MethodEstimator`.
+        ci_covers: what the reported 95% interval covers: ``"mi"`` (the mutual information;
+            checked for coverage by :mod:`distmi.testing`) or ``"bound"`` (the value of a
+            variational bound with the trained critic, which lies below the MI: its lower end
+            is a lower confidence bound of the MI).
+        statuses: the values besides ``"ok"`` that the method writes to
+            ``diagnostics["status"]`` when a result is not to be trusted.
     """
 
     name: str
@@ -39,6 +54,16 @@ class MethodSpec:
     supports_discrete_y: bool = True
     supports_multivariate: bool = True
     description: str = ""
+    validate_params: Callable[[dict[str, Any]], None] | None = None
+    supports_conditional: bool = False
+    estimator_class: str | None = None
+    ci_covers: str = "mi"
+    statuses: tuple[str, ...] = ()
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Run :attr:`validate_params` on ``params`` (nothing when the method has none)."""
+        if self.validate_params is not None:
+            self.validate_params(dict(params))
 
 
 # name -> "module:attribute" of a MethodSpec, imported lazily.
@@ -56,9 +81,25 @@ _REGISTERED: dict[str, MethodSpec] = {}
 
 
 def register_method(spec: MethodSpec, *, overwrite: bool = False) -> None:
-    """Register an estimator under ``spec.name``."""
-    if not overwrite and (spec.name in _REGISTERED):
-        raise ValueError(f"method {spec.name!r} is already registered; pass overwrite=True")
+    """Register an estimator under ``spec.name`` (lower case; built-in names are taken).
+
+    Check a new method with :func:`distmi.testing.check_method` (the conformance suite every
+    built-in passes).
+    """
+    if not isinstance(spec, MethodSpec):
+        raise InvalidParameterError(
+            f"register_method takes a MethodSpec, got {type(spec).__name__}; wrap the "
+            "estimate function: MethodSpec(name, estimate, ...)."
+        )
+    if not isinstance(spec.name, str) or not spec.name or spec.name != spec.name.lower():
+        raise InvalidParameterError(
+            f"method names are non-empty lower-case strings, got {spec.name!r}."
+        )
+    taken = spec.name in _REGISTERED or spec.name in _BUILTIN
+    if taken and not overwrite:
+        raise InvalidParameterError(
+            f"method {spec.name!r} is already registered; pass overwrite=True to replace it."
+        )
     _REGISTERED[spec.name] = spec
 
 
@@ -70,6 +111,11 @@ def available_methods() -> list[str]:
         if importlib.util.find_spec(module) is not None:
             names.add(name)
     return sorted(names)
+
+
+def builtin_methods() -> list[str]:
+    """The built-in names among :func:`available_methods` (their modules are importable)."""
+    return [name for name in available_methods() if name in _BUILTIN]
 
 
 def get_method(name: str) -> MethodSpec:

@@ -38,20 +38,22 @@ import math
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from scipy.stats import norm
 
+from distmi.core.devices import Device
 from distmi.core.errors import InvalidParameterError
+from distmi.core.params import StrictParams, parse_params
 from distmi.core.results import MIResult, percentile_interval
-from distmi.core.seeds import check_seed, derive_rng
-from distmi.core.validation import as_float_matrix, as_labels, check_int, check_same_length
+from distmi.core.scaling import prescale
+from distmi.core.seeds import derive_rng
+from distmi.estimators.base import MIEstimator
 from distmi.estimators.ksg_config import (
     KSGConfig,
     check_neighbours,
     half_sample,
-    parse_model,
 )
-from distmi.estimators.registry import MethodSpec
+from distmi.estimators.registry import MethodSpec, get_method
 from distmi.estimators.sliced_compute import (
     Projector,
     SliceOutput,
@@ -66,10 +68,8 @@ from distmi.kernels.slicing import random_frames
 _DEFAULT_K = {"ksg": 3, "wkl": 5}
 
 
-class SlicedConfig(BaseModel):
+class SlicedConfig(StrictParams):
     """Settings of sliced MI."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     n_slices: int = Field(1000, ge=1, description="m, the number of random slices")
     slice_dim: int = Field(1, ge=1, description="k of k-sliced MI (dimension of each slice)")
@@ -79,7 +79,7 @@ class SlicedConfig(BaseModel):
     algorithm: Literal[1, 2] = 1
     jitter: float = Field(1e-10, ge=0.0, le=1e-3)
     backend: Literal["auto", "compiled", "grid", "kdtree", "brute"] = "auto"
-    device: str = "cpu"
+    device: Device = "cpu"
     n_jobs: int = Field(1, ge=1, le=256, description="threads (blocks of slices run in parallel)")
     weights: Literal["min-variance", "paper"] = "min-variance"
     bias_orders: int | None = Field(None, ge=0, description="WKL bias terms cancelled")
@@ -109,12 +109,19 @@ class SlicedConfig(BaseModel):
         return WKLConfig(k=self.k_value if self.base == "wkl" else None, weights=self.weights,
                          bias_orders=self.bias_orders, metric=self.metric, jitter=self.jitter,
                          backend=backend, device=self.device, n_jobs=1,
-                         memory_budget=self.memory_budget)
+                         memory_budget=self.memory_budget).resolved()
 
 
 def parse_sliced_config(**params: object) -> SlicedConfig:
     """Validate sliced-MI parameters (unknown names are rejected with the allowed list)."""
-    return parse_model(SlicedConfig, "sliced-MI", params)  # type: ignore[return-value]
+    return parse_params(SlicedConfig, "sliced-MI", params)
+
+
+def validate_sliced_params(params: dict[str, Any]) -> None:
+    """``MethodSpec.validate_params`` of ``method="sliced"`` (``gmm_params`` by GMM's schema)."""
+    cfg = parse_sliced_config(**params)
+    if cfg.base == "gmm":
+        get_method("gmm").check_params(cfg.gmm_params)
 
 
 def resolve_resample(cfg: SlicedConfig, terms: bool) -> str:
@@ -213,6 +220,11 @@ def estimate(
     cfg = parse_sliced_config(**params)
     n, dx = x.shape
     dy = None if discrete_y else y.shape[1]
+    # one power-of-two scale per variable (exact; SMI is invariant under it): any data scale
+    # gives the numbers of unit-scale data, with no overflow in projections or covariances
+    x = prescale(x)[0]
+    if not discrete_y:
+        y = prescale(y)[0]
     seed = random_state
     m = cfg.n_slices
     solve = SliceSolver(cfg.base, discrete_y, cfg.ksg_config(), cfg.wkl_config(), seed,
@@ -304,16 +316,21 @@ SLICED_METHOD = MethodSpec(
     supports_discrete_y=True,
     supports_multivariate=True,
     description="sliced MI: mean MI over random projections (KSG/WKL/GMM/Gaussian base), with null",
+    validate_params=validate_sliced_params,
+    estimator_class="distmi.estimators.sliced:SlicedMI",
 )
 
 
-class SlicedMI:
-    """Scikit-learn-style sliced-MI estimator.
+class SlicedMI(MIEstimator):
+    """Scikit-learn-style sliced-MI estimator (the contract of :class:`MIEstimator`).
 
-    The constructor stores parameters (see :class:`SlicedConfig` for the estimator settings);
-    :meth:`fit` validates the data, estimates and sets ``result_``, ``mi_``, ``mi_std_``,
-    ``ci_``, ``null_`` and ``slice_values_``.
+    The constructor stores parameters (see :class:`SlicedConfig` for the estimator settings,
+    passed as keywords); :meth:`fit` validates the data, estimates and sets ``result_``,
+    ``mi_``, ``mi_std_``, ``ci_``, ``status_``, ``null_`` and ``slice_values_``.
     """
+
+    method = "sliced"
+    extra_params_attr = "settings"
 
     def __init__(self, n_slices: int = 1000, slice_dim: int = 1, base: str = "ksg",
                  discrete_y: bool = False, n_bootstrap: int = 50, random_state: int | None = 0,
@@ -326,38 +343,9 @@ class SlicedMI:
         self.random_state = random_state
         self.settings = dict(settings)
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"n_slices": self.n_slices, "slice_dim": self.slice_dim, "base": self.base,
-                "discrete_y": self.discrete_y, "n_bootstrap": self.n_bootstrap,
-                "random_state": self.random_state, **self.settings}
+    def _extra_param_names(self) -> tuple[str, ...]:
+        return tuple(SlicedConfig.model_fields)
 
-    def set_params(self, **params: Any) -> SlicedMI:
-        for name, value in params.items():
-            if name in ("n_slices", "slice_dim", "base", "discrete_y", "n_bootstrap",
-                        "random_state"):
-                setattr(self, name, value)
-            else:
-                self.settings[name] = value
-        return self
-
-    def fit(self, x: Any, y: Any) -> SlicedMI:
-        seed = check_seed(self.random_state)
-        n_bootstrap = check_int(self.n_bootstrap, "n_bootstrap", minimum=0)
-        x_arr = as_float_matrix(x, "x")
-        y_arr = as_labels(y, "y")[0] if self.discrete_y else as_float_matrix(y, "y")
-        check_same_length(x=x_arr, y=y_arr)
-        self.result_ = estimate(
-            x_arr, y_arr, discrete_y=bool(self.discrete_y), n_bootstrap=n_bootstrap,
-            random_state=seed, n_slices=self.n_slices, slice_dim=self.slice_dim,
-            base=self.base, **self.settings,
-        )
-        self.mi_ = self.result_.value
-        self.mi_std_ = self.result_.std
-        self.ci_ = self.result_.ci
-        self.null_ = self.result_.diagnostics["null_value"]
-        self.slice_values_ = self.result_.diagnostics["slice_values"]
-        return self
-
-    def estimate(self, x: Any, y: Any) -> MIResult:
-        """Fit and return the :class:`~distmi.core.results.MIResult`."""
-        return self.fit(x, y).result_
+    def _set_fitted(self, result: MIResult) -> None:
+        self.null_ = result.diagnostics["null_value"]
+        self.slice_values_ = result.diagnostics["slice_values"]

@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from distmi.core.errors import InvalidInputError, InvalidParameterError, TooFewSamplesError
+from distmi.core.errors import InvalidInputError, TooFewSamplesError
 from distmi.core.results import MIResult
 from distmi.core.seeds import check_seed, derive_rng
-from distmi.core.validation import as_float_matrix, as_labels, check_int, check_same_length
+from distmi.core.validation import as_float_matrix
+from distmi.estimators.base import MIEstimator
 from distmi.estimators.ksg_config import half_sample, half_sample_error, prepare_rows
 from distmi.estimators.registry import MethodSpec
 from distmi.estimators.wkl_compute import (
@@ -40,7 +41,7 @@ from distmi.estimators.wkl_compute import (
     mi_rows,
     mi_rows_labels,
 )
-from distmi.estimators.wkl_config import WKLConfig, parse_wkl_config
+from distmi.estimators.wkl_config import WKLConfig, parse_wkl_config, validate_wkl_params
 
 
 def check_wkl_sample(n: int, n_bootstrap: int) -> None:
@@ -114,7 +115,7 @@ def estimate(
     **params: Any,
 ) -> MIResult:
     """``distmi.mutual_information(x, y, method="wkl", k=None, weights="min-variance", ...)``."""
-    cfg = parse_wkl_config(**params)
+    cfg = parse_wkl_config(**params).resolved()
     n, dx = x.shape
     check_wkl_sample(n, n_bootstrap)
     warn_high_dimension(dx + (0 if discrete_y else y.shape[1]))
@@ -157,7 +158,7 @@ def estimate_pairs(
 
     Pair p equals ``estimate(X[:, [i]], Y[:, [j]])`` (same preparation, same half-samples).
     """
-    cfg = parse_wkl_config(**params)
+    cfg = parse_wkl_config(**params).resolved()
     n = X.shape[0]
     check_wkl_sample(n, n_bootstrap)
     px = prepare_rows(X.T, random_state, "x", cfg.jitter)[pairs[:, 0]]  # (P, n)
@@ -199,6 +200,8 @@ WKL_METHOD = MethodSpec(
     supports_discrete_y=True,
     supports_multivariate=True,
     description="weighted Kozachenko-Leonenko MI (Berrett, Samworth & Yuan 2019), half-sample CIs",
+    validate_params=validate_wkl_params,
+    estimator_class="distmi.estimators.wkl:WKL",
 )
 
 
@@ -244,13 +247,16 @@ def wkl_entropy(x: Any, k: int | None = None, **settings: Any) -> float:
     return float(wkl_entropy_batch(arr[None], k, **settings)[0])
 
 
-class WKL:
-    """Scikit-learn-style WKL MI estimator.
+class WKL(MIEstimator):
+    """Scikit-learn-style WKL MI estimator (the contract of :class:`MIEstimator`).
 
-    The constructor only stores parameters (see :class:`~distmi.estimators.wkl_config.WKLConfig`);
-    :meth:`fit` validates the data, estimates and sets ``result_``, ``mi_`` (nats), ``mi_std_``
-    and ``ci_``.
+    The constructor only stores parameters (see :class:`~distmi.estimators.wkl_config.WKLConfig`
+    for the settings passed as keywords); :meth:`fit` validates the data, estimates and sets
+    ``result_``, ``mi_`` (nats), ``mi_std_``, ``ci_`` and ``status_``.
     """
+
+    method = "wkl"
+    extra_params_attr = "settings"
 
     def __init__(self, k: int | None = None, discrete_y: bool = False, n_bootstrap: int = 20,
                  random_state: int | None = 0, **settings: Any) -> None:
@@ -260,37 +266,5 @@ class WKL:
         self.random_state = random_state
         self.settings = dict(settings)
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"k": self.k, "discrete_y": self.discrete_y, "n_bootstrap": self.n_bootstrap,
-                "random_state": self.random_state, **self.settings}
-
-    def set_params(self, **params: Any) -> WKL:
-        allowed = set(WKLConfig.model_fields) | {"discrete_y", "n_bootstrap", "random_state"}
-        for name, value in params.items():
-            if name not in allowed:
-                raise InvalidParameterError(
-                    f"unknown WKL parameter {name!r}; allowed: {sorted(allowed)}"
-                )
-            if name in ("k", "discrete_y", "n_bootstrap", "random_state"):
-                setattr(self, name, value)
-            else:
-                self.settings[name] = value
-        return self
-
-    def fit(self, x: Any, y: Any) -> WKL:
-        seed = check_seed(self.random_state)
-        n_bootstrap = check_int(self.n_bootstrap, "n_bootstrap", minimum=0)
-        x_arr = as_float_matrix(x, "x")
-        y_arr = as_labels(y, "y")[0] if self.discrete_y else as_float_matrix(y, "y")
-        check_same_length(x=x_arr, y=y_arr)
-        self.result_ = estimate(x_arr, y_arr, discrete_y=bool(self.discrete_y),
-                                n_bootstrap=n_bootstrap, random_state=seed, k=self.k,
-                                **self.settings)
-        self.mi_ = self.result_.value
-        self.mi_std_ = self.result_.std
-        self.ci_ = self.result_.ci
-        return self
-
-    def estimate(self, x: Any, y: Any) -> MIResult:
-        """Fit and return the :class:`~distmi.core.results.MIResult`."""
-        return self.fit(x, y).result_
+    def _extra_param_names(self) -> tuple[str, ...]:
+        return tuple(WKLConfig.model_fields)

@@ -24,16 +24,15 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
+from distmi.core.devices import Device, resolve_device
 from distmi.core.errors import InvalidParameterError, TooFewSamplesError
-from distmi.estimators.ksg_config import parse_model
+from distmi.core.params import StrictParams, parse_params
 
 
-class WKLConfig(BaseModel):
+class WKLConfig(StrictParams):
     """Settings of the WKL estimator."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     k: int | None = Field(None, ge=1, description="neighbours (None: 5 for d <= 3, else 2 d)")
     weights: Literal["min-variance", "paper"] = "min-variance"
@@ -42,18 +41,16 @@ class WKLConfig(BaseModel):
     metric: Literal["chebyshev", "euclidean"] = "chebyshev"
     jitter: float = Field(1e-10, ge=0.0, le=1e-3, description="noise in standard deviations")
     backend: Literal["auto", "compiled", "sorted", "kdtree", "brute"] = "auto"
-    device: str = "cpu"
+    device: Device = "cpu"
     workers: int = Field(1, ge=-1, description="k-d tree query threads (-1: all cores)")
     n_jobs: int = Field(1, ge=1, le=256, description="threads for batched 1-D/2-D problems")
     ci_level: float = Field(0.95, gt=0.0, lt=1.0)
     memory_budget: float = Field(256e6, gt=1e6, description="bytes per brute-force block")
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if value not in ("cpu", "cuda") and not value.startswith("cuda:"):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {value!r}")
-        return value
+    def resolved(self) -> WKLConfig:
+        """This config with ``device`` resolved (``"auto"`` -> ``"cuda"`` or ``"cpu"``)."""
+        device = resolve_device(self.device)
+        return self if device == self.device else self.model_copy(update={"device": device})
 
     def k_for(self, d: int) -> int:
         """Neighbours for an entropy term in dimension d (before clipping to the sample)."""
@@ -116,4 +113,9 @@ def _weights(d: int, k: int, orders: int | None, scheme: str) -> np.ndarray:
 
 def parse_wkl_config(**params: object) -> WKLConfig:
     """Validate WKL parameters (unknown names are rejected with the allowed list)."""
-    return parse_model(WKLConfig, "WKL", params)  # type: ignore[return-value]
+    return parse_params(WKLConfig, "WKL", params)
+
+
+def validate_wkl_params(params: dict) -> None:
+    """``MethodSpec.validate_params`` of ``method="wkl"``."""
+    parse_wkl_config(**params)

@@ -1,7 +1,7 @@
 """Small example networks whose layers are named for capture.
 
 Each model starts with an ``input`` identity module so that the raw input features are a
-capturable layer too (NIF treats input features as nodes, ANCHORS.md section 4).
+capturable layer too (a neuron-interaction graph treats input features as nodes).
 
 - :class:`IrisMLP`: 4-16-16-3 ReLU MLP for scikit-learn's iris (the NIF reference network).
   Layers: ``input`` (4), ``fc1``/``act1`` (16), ``fc2``/``act2`` (16), ``out`` (3 logits).

@@ -65,9 +65,9 @@ def task_config(spec: JobSpec, dataset_path: str) -> TaskConfig:
 
 def plan_job(spec: JobSpec, log: Callable[[str], None] | None = None) -> tuple[Any, Plan]:
     """Resolve the dataset (building a bundled one if asked) and plan the batches."""
-    from distmi.estimators.registry import get_method
+    from distmi.jobs.spec import check_estimator
 
-    get_method(spec.estimator.method)  # unknown methods fail before any work
+    check_estimator(spec)  # unknown methods and bad parameters fail before any work
     ds = resolve_dataset(spec.dataset, log=log)
     return ds, make_plan(spec.plan_request(), ds)
 

@@ -18,7 +18,11 @@ A job is usually a YAML file::
     retries: 3
 
 Unknown keys and bad values raise :class:`~distmi.core.errors.SpecError` naming the field path,
-the value received and the allowed values. :func:`spec_hash` hashes only the fields that change
+the value received and the allowed values. Files are read as YAML 1.2 (:mod:`distmi.jobs.yaml12`:
+``yes``/``on`` are strings, a key given twice is an error naming both lines) and validated with
+strict types: ``'7'`` is not an integer, ``yes`` and ``1`` are not booleans, ``2.0`` is not an
+integer (an integer is accepted for a float). :func:`check_estimator` runs the method's own
+parameter validation on ``estimator.params`` (``distmi validate`` and ``run`` call it). :func:`spec_hash` hashes only the fields that change
 the numbers (not ``scaling``, ``retries`` or ``name``), so a job resumed with more workers keeps
 its committed parts.
 """
@@ -32,7 +36,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from distmi.core.errors import SpecError
+from distmi.core.errors import DistmiError, SpecError
 from distmi.engine import requests as req
 from distmi.engine.plan import PAIR_MODES
 from distmi.jobs.audit_spec import AuditSpec
@@ -203,6 +207,14 @@ def _selection(sel: Any) -> req.UnitSelection:
     return req.TopVarianceUnits(sel.top_k_variance)
 
 
+_TYPE_HINTS = {
+    "int_type": "an integer, written without quotes (e.g. 7)",
+    "float_type": "a number, written without quotes (e.g. 0.5 or 1e-5)",
+    "bool_type": "true or false (YAML 1.2: yes/no/on/off are strings)",
+    "string_type": "a string",
+}
+
+
 def _format_errors(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
@@ -216,6 +228,9 @@ def _format_errors(exc: ValidationError, source: str) -> str:
             msg = f"{loc}: got {received!r}, allowed values: {expected}"
         elif err["type"] == "missing":
             msg = f"{loc}: required field is missing"
+        elif err["type"] in _TYPE_HINTS:
+            msg = (f"{loc}: expected {_TYPE_HINTS[err['type']]}, got {received!r} "
+                   f"({type(received).__name__})")
         else:
             msg = f"{loc}: {err['msg']} (got {received!r})"
         if msg not in lines:
@@ -224,8 +239,26 @@ def _format_errors(exc: ValidationError, source: str) -> str:
     return f"invalid job spec {source}:\n  - " + "\n  - ".join(shown)
 
 
+def _json_value(value: Any) -> Any:
+    """``json.dumps`` default: numpy scalars/arrays and paths as plain values."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{value!r} ({type(value).__name__}) is not a YAML/JSON value")
+
+
 def parse_spec(data: Any, source: str = "(dict)") -> JobSpec:
-    """Validate a mapping (parsed YAML) into a :class:`JobSpec`.
+    """Validate a mapping (parsed YAML) into a :class:`JobSpec`, with strict types.
+
+    The mapping is validated as the JSON document it stands for (pydantic's strict JSON
+    mode): lists stand for tuples, an integer is accepted for a float, and nothing else is
+    converted (``'7'``, ``true`` and ``2.0`` are not integers; ``1`` and ``'yes'`` are not
+    booleans).
 
     Raises:
         SpecError: listing every invalid field as ``path: problem (allowed values)``.
@@ -236,23 +269,53 @@ def parse_spec(data: Any, source: str = "(dict)") -> JobSpec:
             f"got {type(data).__name__}; see jobs/quickstart.yaml for an example."
         )
     try:
-        return JobSpec.model_validate(data)
+        text = json.dumps(data, default=_json_value)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"job spec {source} holds a value that is not plain data: {exc}") from None
+    try:
+        return JobSpec.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise SpecError(_format_errors(exc, source)) from None
 
 
 def load_spec(path: str | Path) -> JobSpec:
-    """Read and validate a YAML job file."""
+    """Read and validate a YAML job file (YAML 1.2 scalars; duplicate keys are errors)."""
     import yaml
+
+    from distmi.jobs.yaml12 import DuplicateKeyError, load_yaml
 
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"job file {p} does not exist; pass a YAML file such as jobs/quickstart.yaml.")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = load_yaml(p.read_text(encoding="utf-8"))
+    except DuplicateKeyError as exc:
+        raise SpecError(
+            f"job file {p}: key {exc.key!r} is given twice in one mapping (lines "
+            f"{exc.first_line} and {exc.second_line}); keep one of them."
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"job file {p} is not valid YAML: {exc}") from None
     return parse_spec(data, str(p))
+
+
+def check_estimator(spec: JobSpec) -> None:
+    """Run the method's own parameter validation on the job's estimator parameters.
+
+    Raises:
+        UnknownMethodError: for ``estimator.method``;
+        InvalidParameterError: prefixed ``estimator.params of method 'NAME':`` and followed by
+            the method's own message (e.g. GMM's ``unknown GMM-MI parameter 'max_componentz';
+            allowed: ...``). The error classes are the method's, so a job fails the same way
+            as a direct call would.
+    """
+    from distmi.estimators.registry import get_method
+
+    method = get_method(spec.estimator.method)
+    try:
+        method.check_params(spec.estimator_params())
+    except DistmiError as exc:
+        raise type(exc)(f"estimator.params of method {method.name!r}: {exc}") from None
 
 
 def spec_to_dict(spec: JobSpec) -> dict[str, Any]:

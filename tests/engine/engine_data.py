@@ -24,6 +24,17 @@ def make_activations(seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np
     return layers, {"label": label, "score": z}
 
 
+# Estimators with the settings users run (not the one-component GMM of tiny_spec): GMM with
+# K chosen by cross-validation over several inits, KSG, and a neural bound.
+REAL_ESTIMATORS = {
+    "gmm-select": {"method": "gmm", "params": {"max_components": 4, "n_inits": 3}},
+    "ksg": {"method": "ksg", "params": {"k": 4}},
+    "smile": {"method": "smile", "params": {"hidden": [8, 8], "batch_size": 32,
+                                            "max_steps": 200, "eval_every": 20,
+                                            "patience": 5, "learning_rate": 0.01}},
+}
+
+
 def tiny_spec(dataset, output, **over):
     """A fast job on the tiny dataset (GMM with one component, 3 bootstrap replicates)."""
     doc = {

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from engine_data import make_activations, tiny_spec
+from engine_data import REAL_ESTIMATORS, make_activations, tiny_spec
 
 import distmi
 from distmi.core.errors import InvalidParameterError, SpecError, StoreError
@@ -136,3 +136,67 @@ def test_unit_unit_and_layer_target_modes(tiny_dataset, tmp_path):
     lt = run_job(tiny_spec(tiny_dataset, tmp_path / "lt", pairs="layer-target",
                            targets=["score"], n_bootstrap=0))
     assert lt.table.unit.tolist() == [-1, -1] and lt.table.estimate.iloc[0] > 0.2
+
+
+# ---- real estimator settings through a job ----------------------------------------------
+@pytest.fixture(scope="module", params=sorted(REAL_ESTIMATORS))
+def real_run(request, tiny_dataset, tmp_path_factory):
+    spec = tiny_spec(tiny_dataset, tmp_path_factory.mktemp(request.param) / "r",
+                     estimator=REAL_ESTIMATORS[request.param])
+    return request.param, spec, run_job(spec)
+
+
+def test_real_settings_rows_equal_direct_calls(real_run):
+    """GMM with K selection over 3 inits, KSG and SMILE: a job's row is the direct estimate
+    with the pair's derived seed (to float32 rounding for the neural bound, whose pairs train
+    in groups)."""
+    name, spec, res = real_run
+    t = res.table
+    layers, targets = make_activations()
+    for layer, unit, target in [("a", 0, "label"), ("a", 1, "score"), ("b", 3, "score")]:
+        row = t[(t.layer == layer) & (t.unit == unit) & (t.target == target)].iloc[0]
+        seed = derive_seed(7, "pairs", layer, "target", target)
+        ref = distmi.mutual_information(
+            layers[layer][:, unit].astype(np.float64), targets[target],
+            method=spec.estimator.method, discrete_y=target == "label", n_bootstrap=3,
+            random_state=seed, **spec.estimator.params)
+        tol = dict(rtol=1e-5, atol=1e-6) if name == "smile" else dict(rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(row[["estimate", "std", "ci_low", "ci_high"]].to_numpy(float),
+                                   [ref.value, ref.std, *ref.ci], **tol)
+        assert row.status == ref.status
+    if name == "gmm-select":  # selection ran: some unit needed more than one component
+        chosen = [json.loads(d)["n_components"] for d in t.diagnostics if d != "{}"]
+        assert max(chosen) > 1
+    strong = t[(t.layer == "a") & (t.unit == 0) & (t.target == "label")].iloc[0]
+    assert strong.estimate > strong.null_mean + 0.2  # a[:, 0] carries the label
+
+
+def test_real_settings_resume_to_the_same_table(real_run, tiny_dataset, tmp_path):
+    _, spec, res = real_run
+    doc = spec.model_dump(mode="json")
+    doc["output"] = str(tmp_path / "r")
+    from distmi.jobs.spec import parse_spec
+
+    spec2 = parse_spec(doc)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(spec2, executor=_Crash(after=3))
+    resumed = run_job(spec2)
+    assert (resumed.batches_resumed, resumed.batches_run) == (3, 7)
+    pd.testing.assert_frame_equal(resumed.table, res.table, check_exact=True)
+
+
+def test_untrustworthy_neural_rows_carry_their_status(tiny_dataset, tmp_path):
+    """InfoNCE with 2 contrasts per row cannot exceed log 2, and the ceiling costs 0.1 nats
+    from 0.09 nats on: the label-carrying unit is flagged "capped" in the status column and
+    left out of the top units."""
+    spec = tiny_spec(tiny_dataset, tmp_path / "r", layers=["a"], targets=["label"],
+                     estimator={"method": "infonce", "params": {
+                         "batch_size": 2, "critic": "concat", "hidden": [8, 8],
+                         "max_steps": 200, "learning_rate": 0.01}},
+                     null_permutations=0)
+    t = run_job(spec).table
+    row = t[t.unit == 0].iloc[0]
+    assert row.status == "capped" and row.estimate <= np.log(2)
+    assert json.loads(row.diagnostics)["status"] == "capped"
+    assert (t.status == "constant").sum() == 1  # the dead unit
+    assert 0 not in top_units(t, k=6).unit.tolist()
