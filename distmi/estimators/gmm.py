@@ -83,7 +83,7 @@ class GMMMI:
         select: str = "cv",
         n_folds: int = 2,
         n_inits: int = 3,
-        init: str = "kmeans++",
+        init: str = "split",
         threshold: float = 1e-5,
         patience: int = 1,
         reg_covar: float = 1e-6,
@@ -94,6 +94,12 @@ class GMMMI:
         n_nodes: int | None = None,
         ci_level: float = 0.95,
         jitter: float = 0.0,
+        select_samples: int | None = None,
+        probe_iter: int = 10,
+        ci_method: str = "bca",
+        n_jackknife: int = 10,
+        bootstrap_init: str = "warm",
+        backend: str = "auto",
         device: str = "cpu",
     ) -> None:
         self.n_bootstrap = n_bootstrap
@@ -115,6 +121,12 @@ class GMMMI:
         self.n_nodes = n_nodes
         self.ci_level = ci_level
         self.jitter = jitter
+        self.select_samples = select_samples
+        self.probe_iter = probe_iter
+        self.ci_method = ci_method
+        self.n_jackknife = n_jackknife
+        self.bootstrap_init = bootstrap_init
+        self.backend = backend
         self.device = device
 
     _CALL_PARAMS = ("n_bootstrap", "discrete_y", "random_state")

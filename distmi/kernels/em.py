@@ -15,14 +15,21 @@ Weighted EM (Dempster et al. 1977) with weights w_n >= 0:
 Each element stops on its own when the weighted mean log-likelihood changes by less than
 ``tol``; finished elements are compacted out of the working set so stragglers cost little.
 Singular covariances escalate their own ridge (:func:`safe_cholesky`), never raise.
+
+Two backends compute the same thing: this module's batched torch loop (any D, CPU or GPU) and
+the compiled kernels of :mod:`distmi.kernels.em_compiled` (CPU, D = 1 or 2: fused per-element
+EM, ~3x faster per iteration and free of padding). ``backend="auto"`` picks the compiled one
+where it applies; both use ``torch.get_num_threads()`` threads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from distmi.kernels import em_compiled
 from distmi.kernels.gaussian_features import (
     component_coefficients,
     component_log_prob,
@@ -235,6 +242,20 @@ def chunk_size(n_points: int, n_components: int, dim: int, budget_bytes: float) 
     return max(1, int(budget_bytes // per_element))
 
 
+def _use_compiled(backend: str, dim: int, device: torch.device) -> bool:
+    if backend not in ("auto", "torch", "compiled"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'compiled', got {backend!r}")
+    ok = em_compiled.supports(dim, device.type)
+    if backend == "compiled" and not ok:
+        raise ValueError("the compiled EM backend needs numba, CPU tensors and D <= 2")
+    return backend != "torch" and ok
+
+
+def _np(t: torch.Tensor, dtype=None) -> np.ndarray:
+    arr = t.detach().contiguous().numpy()
+    return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
 def em_fit(
     data: torch.Tensor,
     data_index: torch.Tensor,
@@ -246,6 +267,7 @@ def em_fit(
     tol: float = 1e-5,
     max_iter: int = 10_000,
     memory_budget: float = 256e6,
+    backend: str = "auto",
 ) -> EMResult:
     """Fit G mixtures by weighted EM, chunked to a memory budget.
 
@@ -258,10 +280,21 @@ def em_fit(
         reg: ridge added to covariance diagonals (escalates automatically on collapse).
         tol: per-element tolerance on the change of the weighted mean log-likelihood.
         max_iter: iteration cap per element.
-        memory_budget: bytes of working memory per chunk.
+        memory_budget: bytes of working memory per chunk (torch backend).
+        backend: ``"auto"``, ``"torch"`` or ``"compiled"`` (see the module docstring).
     """
     g_total = data_index.shape[0]
     dim = data.shape[-1]
+    if _use_compiled(backend, dim, data.device):
+        lw, mu, cov, ll, n_iter, conv = em_compiled.em_fit_compiled(
+            _np(data), _np(data_index, np.int64), _np(weights), _np(weight_index, np.int64),
+            _np(init.log_weights), _np(init.means), _np(init.covariances),
+            reg=reg, tol=tol, max_iter=max_iter, n_threads=torch.get_num_threads(),
+        )
+        return EMResult(
+            GMMParams(torch.from_numpy(lw), torch.from_numpy(mu), torch.from_numpy(cov)),
+            torch.from_numpy(ll), torch.from_numpy(n_iter), torch.from_numpy(conv),
+        )
     step = chunk_size(data.shape[1], init.n_components, dim, memory_budget)
     parts: list[EMResult] = []
     for start in range(0, g_total, step):
@@ -293,12 +326,19 @@ def score(
     weight_index: torch.Tensor,
     params: GMMParams,
     memory_budget: float = 256e6,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Weighted mean log-likelihood of each element under its mixture, shape (G,).
 
     Used for held-out cross-validation scores (weights = held-out fold masks).
     """
     g_total = data_index.shape[0]
+    if _use_compiled(backend, data.shape[-1], data.device):
+        return torch.from_numpy(em_compiled.score_compiled(
+            _np(data), _np(data_index, np.int64), _np(weights), _np(weight_index, np.int64),
+            _np(params.log_weights), _np(params.means), _np(params.covariances),
+            n_threads=torch.get_num_threads(),
+        ))
     step = chunk_size(data.shape[1], params.n_components, data.shape[-1], memory_budget)
     out = []
     for start in range(0, g_total, step):

