@@ -365,65 +365,6 @@ if HAVE_NUMBA:
             out[g] = total / ws.sum()
 
 
-    # ------------------------------------------------------------ log-densities at points
-
-    @_jit_fast
-    def _log_density_block(xs, start, nb, dim, mu, whiten, logc, lp, peak, scale, out):  # pragma: no cover
-        k_total = mu.shape[0]
-        for j in range(nb):
-            peak[j] = -np.inf
-        for k in range(k_total):
-            a = whiten[k, 0]
-            b = whiten[k, 1]
-            c = whiten[k, 2]
-            m0 = mu[k, 0]
-            m1 = mu[k, 1] if dim == 2 else 0.0
-            lc = logc[k]
-            for j in range(nb):
-                dx = xs[0, start + j] - m0
-                if dim == 2:
-                    dy = xs[1, start + j] - m1
-                    u = a * dx
-                    v = b * dx + c * dy
-                    t = lc - 0.5 * (u * u + v * v)
-                else:
-                    u = a * dx
-                    t = lc - 0.5 * u * u
-                lp[k, j] = t
-                peak[j] = max(peak[j], t)
-        for j in range(nb):
-            scale[j] = 0.0
-        for k in range(k_total):
-            for j in range(nb):
-                scale[j] += exp_nonpositive(lp[k, j] - peak[j])
-        for j in range(nb):
-            out[start + j] = peak[j] + log_positive(scale[j])
-
-    @_jit
-    def log_density_elements(points, elements, logw, mu, cov, out):  # pragma: no cover
-        """log p(x) of mixture g at its points: points (G, D, J), out (G, J)."""
-        dim = points.shape[1]
-        k_total = logw.shape[1]
-        j_total = points.shape[2]
-        whiten = np.zeros((k_total, 3))
-        logc = np.empty(k_total)
-        lp = np.empty((k_total, BLOCK))
-        peak = np.empty(BLOCK)
-        scale = np.empty(BLOCK)
-        cur_cov = np.empty((k_total, dim, dim))
-        for g in elements:
-            cur_cov[:, :, :] = cov[g]
-            if dim == 1:
-                _coefficients_1d(logw[g], cur_cov, 0.0, whiten, logc)
-            else:
-                _coefficients_2d(logw[g], cur_cov, 0.0, whiten, logc)
-            xs = points[g]
-            for start in range(0, j_total, BLOCK):
-                nb = min(BLOCK, j_total - start)
-                _log_density_block(xs, start, nb, dim, mu[g], whiten, logc, lp, peak, scale,
-                                   out[g])
-
-
 # ---------------------------------------------------------------- Python front
 
 
@@ -497,15 +438,3 @@ def score_compiled(data: np.ndarray, data_index: np.ndarray, weights: np.ndarray
     )
     return out
 
-
-def log_density_compiled(points: np.ndarray, log_weights: np.ndarray, means: np.ndarray,
-                         covariances: np.ndarray, *, n_threads: int) -> np.ndarray:
-    """log p(x) (G, M) of G mixtures (D = 1 or 2) at their points (G, M, D)."""
-    pts = np.ascontiguousarray(np.transpose(points, (0, 2, 1)))
-    out = np.empty(pts.shape[0:1] + pts.shape[2:])
-    _run_chunks(
-        log_density_elements, pts.shape[0], n_threads, (pts,),
-        (np.ascontiguousarray(log_weights), np.ascontiguousarray(means),
-         np.ascontiguousarray(covariances), out),
-    )
-    return out

@@ -225,13 +225,13 @@ def mixture_log_density(
     Returns:
         (G, M)
 
-    On CPU with D <= 2 this runs the compiled kernel of :mod:`distmi.kernels.em_compiled`
+    On CPU with D <= 2 this runs the compiled kernel of :mod:`distmi.kernels.mixture_compiled`
     (same values to rounding).
     """
-    from distmi.kernels import em_compiled
+    from distmi.kernels import mixture_compiled
 
-    if em_compiled.supports(points.shape[-1], points.device.type):
-        return torch.from_numpy(em_compiled.log_density_compiled(
+    if mixture_compiled.supports(points.shape[-1], points.device.type):
+        return torch.from_numpy(mixture_compiled.log_density_compiled(
             points.detach().numpy(), log_weights.detach().numpy(), means.detach().numpy(),
             covariances.detach().numpy(), n_threads=torch.get_num_threads(),
         ))
