@@ -17,7 +17,7 @@ All (problem, replicate) elements with the same K* form one batched EM call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -101,10 +101,8 @@ def _refits(problems: Problems, parts, weights: torch.Tensor, n_rep: int, cfg: G
         weight_index = (problems.problem_base[idx][:, None] * n_rep
                         + torch.arange(n_rep, device=device)).reshape(-1)
         if cold:
-            elem_problem = idx.repeat_interleave(n_rep)
-            init = "kmeans++" if cfg.init == "split" else cfg.init
-            fitted, _, conv, iters = fit_fresh(problems, elem_problem, k, weights, weight_index,
-                                               cfg, seed, init)
+            fitted, conv, iters = _cold_fits(problems, idx, k, weights, weight_index, n_rep,
+                                             cfg, seed)
         else:
             data_index = problems.problem_data[idx].repeat_interleave(n_rep)
             init = params.index(torch.arange(a, device=device).repeat_interleave(n_rep))
@@ -115,6 +113,21 @@ def _refits(problems: Problems, parts, weights: torch.Tensor, n_rep: int, cfg: G
         rows = (idx[:, None] * n_rep + torch.arange(n_rep, device=device)).reshape(-1)
         out[k] = (rows, fitted)
     return out
+
+
+def _cold_fits(problems: Problems, idx, k: int, weights, weight_index, n_rep: int,
+               cfg: GMMFitConfig, seed: int):
+    """K components fitted to every replicate from scratch, by the start procedure of the
+    full fit (grown from K = 1 by splits, or fresh ``n_inits`` starts), not from the full fit."""
+    elem_problem = idx.repeat_interleave(n_rep)
+    if cfg.init != "split":
+        fitted, _, conv, iters = fit_fresh(problems, elem_problem, k, weights, weight_index,
+                                           cfg, seed, cfg.init)
+        return fitted, conv, iters
+    sub = Problems(problems.data, problems.problem_data[elem_problem], weights, weight_index)
+    sel = select_components(sub, replace(cfg, n_components=k, select_samples=None), seed)
+    assert set(sel.fits) == {k}, "every replicate has enough rows for K components"
+    return sel.fits[k][1], sel.converged, sel.em_iterations
 
 
 def fit_problems(
