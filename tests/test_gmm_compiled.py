@@ -44,13 +44,14 @@ def _problem(d, rng, p=3, n=600, g=12, k=3):
     return data, data_index, weights, weight_index, init
 
 
+@pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("d", [1, 2])
-def test_compiled_em_equals_torch_em(d):
+def test_compiled_em_equals_torch_em(d, k):
     """Same iterations, same parameters to rounding, in fixed-iteration and tolerance modes.
 
     The backends differ only in summation order (~1e-16 relative per step); EM contracts, so
     after tens of iterations the difference stays many orders below the EM tolerance."""
-    data, di, w, wi, init = _problem(d, np.random.default_rng(d))
+    data, di, w, wi, init = _problem(d, np.random.default_rng(d), k=k)
     for tol, max_iter in [(0.0, 30), (1e-6, 10_000)]:
         a = em_fit(data, di, w, wi, init, tol=tol, max_iter=max_iter, backend="torch")
         b = em_fit(data, di, w, wi, init, tol=tol, max_iter=max_iter, backend="compiled")

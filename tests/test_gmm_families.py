@@ -88,7 +88,7 @@ def test_family_errors_within_their_error_bars():
     errors = _family_errors(5000, 6, seed=200, n_bootstrap=50)
     mae = np.mean([abs(e.mean()) for e in errors.values()])
     assert mae <= 0.02
-    for name, fam in FAMILIES.items():
+    for name in FAMILIES:
         X, Y = batch(name, 5000, 1, seed=999)
         std = distmi.mutual_information(X[:, 0], Y[:, 0], n_bootstrap=50).std
         assert abs(errors[name].mean()) <= 4 * std / math.sqrt(6) + 0.01, (name, errors[name], std)

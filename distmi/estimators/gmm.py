@@ -94,7 +94,7 @@ class GMMMI:
         n_nodes: int | None = None,
         ci_level: float = 0.95,
         jitter: float = 0.0,
-        select_samples: int | None = None,
+        select_samples: int | None = 5000,
         probe_iter: int = 10,
         ci_method: str = "bca",
         n_jackknife: int = 10,

@@ -136,6 +136,9 @@ def summarise(
     else:
         std = np.full(p, math.nan)
         low = high = np.full(p, math.nan)
+    for i in range(p):
+        diagnostics[i].update(_status(diagnostics[i], values[i], boot[i], std[i], low[i], high[i],
+                                      cfg))
     params = cfg.model_dump()
     params.update(random_state=seed, n_bootstrap=n_bootstrap)
     out = []
@@ -155,9 +158,33 @@ def summarise(
     return out
 
 
+def _status(diag: dict, value: float, boot: np.ndarray, std: float, low: float, high: float,
+            cfg: GMMMIConfig) -> dict:
+    """``status`` ("ok" or "warning") and ``warnings`` (one string, "; "-separated) of a result:
+    conditions under which the estimate or its interval deserve a second look."""
+    notes = []
+    if not diag["converged"]:
+        notes.append(f"EM did not converge within max_iter={cfg.max_iter}")
+    if cfg.n_components is None and diag["n_components"] >= cfg.max_components:
+        notes.append(f"K reached max_components={cfg.max_components}: the mixture may need "
+                     "more components (raise max_components)")
+    if diag.get("sample_limited"):
+        notes.append("K was capped by the sample size while still improving: the density may "
+                     "be under-fitted (collect more samples)")
+    if boot.size >= 2 and np.isfinite(std) and abs(np.mean(boot) - value) > max(std, 1e-12):
+        notes.append("the bootstrap replicates are biased by more than their spread (typical "
+                     "of MI near 0 or small samples): the interval is centred on the "
+                     "bias-corrected estimate")
+    if np.isfinite(low) and not low <= value <= high:
+        notes.append("the point estimate lies outside its bias-corrected interval")
+    return {"status": "warning" if notes else "ok", "warnings": "; ".join(notes)}
+
+
 def fit_diagnostics(fit: FitOutput, rows: slice | int) -> dict:
     """EM iteration counts per stage of problem(s) ``rows`` (summed over classes)."""
-    return {f"em_iter_{stage}": int(it[rows].sum()) for stage, it in fit.em_iterations.items()}
+    out = {f"em_iter_{stage}": int(it[rows].sum()) for stage, it in fit.em_iterations.items()}
+    out["sample_limited"] = bool(fit.sample_limited[rows].any())
+    return out
 
 
 def continuous_pairs(

@@ -37,7 +37,7 @@ class GMMMIConfig(BaseModel):
     ci_level: float = Field(0.95, gt=0.0, lt=1.0)
     jitter: float = Field(0.0, ge=0.0, le=1.0, description="dequantisation noise, in column sd")
     select_samples: int | None = Field(
-        None, ge=100, description="choose K on at most this many rows (None: all rows)"
+        5000, ge=100, description="choose K on at most this many rows (None: all rows)"
     )
     probe_iter: int = Field(10, ge=1, description="EM iterations before pruning split starts")
     ci_method: Literal["bca", "basic", "percentile"] = "bca"

@@ -113,6 +113,68 @@ if HAVE_NUMBA:
     # ------------------------------------------------------------ fused E-step + statistics
 
     @_jit_fast
+    def _single_2d(x0, x1, w, mu, whiten, logc, stats, want_stats):  # pragma: no cover
+        """:func:`_estep_2d` for K = 1."""
+        a = whiten[0, 0]
+        b = whiten[0, 1]
+        c = whiten[0, 2]
+        m0 = mu[0, 0]
+        m1 = mu[0, 1]
+        quad = 0.0
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        s5 = 0.0
+        for i in range(x0.shape[0]):
+            xa = x0[i]
+            xb = x1[i]
+            dx = xa - m0
+            dy = xb - m1
+            u = a * dx
+            v = b * dx + c * dy
+            r = w[i]
+            quad += r * (u * u + v * v)
+            s0 += r
+            s1 += r * xa
+            s2 += r * xb
+            s3 += r * xa * xa
+            s4 += r * xa * xb
+            s5 += r * xb * xb
+        if want_stats:
+            stats[0, 0] = s0
+            stats[0, 1] = s1
+            stats[0, 2] = s2
+            stats[0, 3] = s3
+            stats[0, 4] = s4
+            stats[0, 5] = s5
+        return s0 * logc[0] - 0.5 * quad
+
+    @_jit_fast
+    def _single_1d(x0, w, mu, whiten, logc, stats, want_stats):  # pragma: no cover
+        """:func:`_estep_1d` for K = 1."""
+        a = whiten[0, 0]
+        m0 = mu[0, 0]
+        quad = 0.0
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        for i in range(x0.shape[0]):
+            xa = x0[i]
+            u = a * (xa - m0)
+            r = w[i]
+            quad += r * u * u
+            s0 += r
+            s1 += r * xa
+            s2 += r * xa * xa
+        if want_stats:
+            stats[0, 0] = s0
+            stats[0, 1] = s1
+            stats[0, 2] = s2
+        return s0 * logc[0] - 0.5 * quad
+
+    @_jit_fast
     def _estep_2d(x0, x1, w, mu, whiten, logc, stats, lp, peak, scale, want_stats):  # pragma: no cover
         """Weighted sum of log p(x_n) over the points; sufficient statistics into ``stats``
         (K, 6): [sum r, sum r x0, sum r x1, sum r x0^2, sum r x0 x1, sum r x1^2] (r already
@@ -122,6 +184,8 @@ if HAVE_NUMBA:
         total = 0.0
         if want_stats:
             stats[:, :] = 0.0
+        if k_total == 1:  # one component: responsibilities are 1, no log-sum-exp
+            return _single_2d(x0, x1, w, mu, whiten, logc, stats, want_stats)
         for start in range(0, n, BLOCK):
             nb = min(BLOCK, n - start)
             for j in range(nb):
@@ -186,6 +250,8 @@ if HAVE_NUMBA:
         total = 0.0
         if want_stats:
             stats[:, :] = 0.0
+        if k_total == 1:  # one component: responsibilities are 1, no log-sum-exp
+            return _single_1d(x0, w, mu, whiten, logc, stats, want_stats)
         for start in range(0, n, BLOCK):
             nb = min(BLOCK, n - start)
             for j in range(nb):

@@ -47,6 +47,7 @@ class FitOutput:
         selection_scores: per problem, the score of each K tried.
         em_iterations: stage -> (Q,) EM iterations per problem ("select", "full",
             "bootstrap", "jackknife").
+        sample_limited: (Q,) K was capped by the sample size while still improving.
     """
 
     n_components: torch.Tensor
@@ -56,6 +57,7 @@ class FitOutput:
     converged: torch.Tensor
     selection_scores: list[list[float]]
     em_iterations: dict[str, torch.Tensor]
+    sample_limited: torch.Tensor
 
 
 def _em_kwargs(cfg: GMMFitConfig) -> dict:
@@ -159,7 +161,8 @@ def fit_problems(
         jack_parts = _refits(problems, parts, jack_w, n_jackknife, cfg, seed, converged,
                              iterations["jackknife"])
         jack = _assemble(jack_parts, q * n_jackknife, k_max, problems.dim, device)
-    return FitOutput(sel.n_components, full, boot, jack, converged, sel.scores, iterations)
+    return FitOutput(sel.n_components, full, boot, jack, converged, sel.scores, iterations,
+                     sel.limited)
 
 
 def _assemble(

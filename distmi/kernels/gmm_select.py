@@ -57,7 +57,7 @@ class GMMFitConfig:
     reg_covar: float = 1e-6
     tol: float = 1e-5
     max_iter: int = 10_000
-    select_samples: int | None = None
+    select_samples: int | None = 5000
     probe_iter: int = 10
     bootstrap_init: str = "warm"
     backend: str = "auto"
@@ -106,6 +106,9 @@ class Selection:
             fresh-start selection, which keeps no fits.
         tracks: T, fits per problem in ``fits``.
         em_iterations: (Q,) EM iterations spent on the problem.
+        limited: (Q,) the search stopped because the sample could not support more
+            components (every component needs 2 (D + 1) training points) while K was still
+            improving.
     """
 
     n_components: torch.Tensor
@@ -114,6 +117,7 @@ class Selection:
     fits: dict[int, tuple[torch.Tensor, GMMParams]] = field(default_factory=dict)
     tracks: int = 1
     em_iterations: torch.Tensor | None = None
+    limited: torch.Tensor | None = None
 
 
 # ---------------------------------------------------------------- shared random structure
@@ -313,7 +317,8 @@ def select_components(problems: Problems, cfg: GMMFitConfig, seed: int) -> Selec
     iterations = torch.zeros(q, dtype=torch.long, device=device)
     if cfg.n_components is not None and cfg.init != "split":
         k_fixed = torch.full((q,), cfg.n_components, dtype=torch.long, device=device)
-        return Selection(k_fixed, converged, [[] for _ in range(q)], em_iterations=iterations)
+        return Selection(k_fixed, converged, [[] for _ in range(q)], em_iterations=iterations,
+                         limited=torch.zeros(q, dtype=torch.bool, device=device))
 
     tracks = _make_tracks(problems, cfg, seed)
     t = tracks.per_problem
@@ -326,13 +331,16 @@ def select_components(problems: Problems, cfg: GMMFitConfig, seed: int) -> Selec
     parents: GMMParams | None = None  # (A * T, K - 1) fits of the problems in `idx`
     idx = torch.arange(q, device=device)
     k_last = cfg.n_components or cfg.max_components
+    limited = torch.zeros(q, dtype=torch.bool, device=device)
 
     # One candidate K per batched EM call: fitting K, K+1, ... together (padded mixtures) was
     # measured slower, since a call runs until its slowest candidate converges.
     for k in range(1, k_last + 1):
         # a component needs at least 2 (D + 1) points to be estimated at all
         if k > 1:
-            searching &= tracks.min_train >= 2 * k * (d + 1)
+            enough = tracks.min_train >= 2 * k * (d + 1)
+            limited |= searching & ~enough
+            searching &= enough
         new_idx = searching.nonzero()[:, 0]
         if new_idx.numel() == 0:
             break
@@ -374,7 +382,7 @@ def select_components(problems: Problems, cfg: GMMFitConfig, seed: int) -> Selec
             fits[k] = (idx[keep], parents.index((keep[:, None] * t + torch.arange(t, device=device)).reshape(-1)))
     if cfg.init == "split":
         fits = _latest_fits(fits, best_k, t)
-    return Selection(best_k, converged, scores, fits, t, iterations)
+    return Selection(best_k, converged, scores, fits, t, iterations, limited)
 
 
 def _latest_fits(fits: dict[int, tuple[torch.Tensor, GMMParams]], best_k: torch.Tensor,
