@@ -5,10 +5,11 @@ the number of components by cross-validated held-out likelihood, then
 
     I(X; Y) = E_{p(x,y)}[ log p(x, y) - log p(x) - log p(y) ]
 
-from the fitted mixture (marginals of a GMM are GMMs). Bootstrap replicates (multinomial
-weights over one copy of the data, warm-started EM) give the standard error and a percentile
-interval. Every fit of a call (inits x folds x candidate K, then replicates) runs as a batched
-tensor program (:mod:`distmi.kernels.gmm_select`).
+from the fitted mixture (marginals of a GMM are GMMs). K grows by splitting components of the
+K fit (:mod:`distmi.kernels.gmm_select`). Bootstrap replicates (multinomial weights over one
+copy of the data, warm-started EM) give the standard error and a bias-corrected (BCa)
+interval. Every fit of a call (starts x folds x candidate K, then replicates) runs as one
+batch (:mod:`distmi.kernels.gmm_refit`; compiled kernels on CPU for 1-D/2-D mixtures).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class GMMMI:
     Attributes:
         mi_: point estimate in nats (MI of the full-data fit).
         mi_std_: bootstrap standard deviation (ddof=1).
-        ci_: (low, high) percentile interval at ``ci_level``.
+        ci_: (low, high) interval at ``ci_level`` (BCa unless ``ci_method`` says otherwise).
         n_components_: chosen number of components (max over classes for a discrete y).
         converged_: every EM run converged.
         bootstrap_: (n_bootstrap,) replicate estimates.

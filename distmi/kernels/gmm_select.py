@@ -359,7 +359,10 @@ def select_components(problems: Problems, cfg: GMMFitConfig, seed: int) -> Selec
             params, ll, conv, iters = fit_candidates(
                 problems, data_index, tracks.train_w, rows, starts, n_cand, cfg
             )
-            score_k = _track_scores(problems, data_index, rows, params, ll, tracks, k, cfg)
+            if cfg.n_components is None:
+                score_k = _track_scores(problems, data_index, rows, params, ll, tracks, k, cfg)
+            else:  # growing to a fixed K: nothing to score
+                score_k = torch.zeros(idx.shape[0], dtype=torch.float64, device=device)
             converged[idx] &= conv.view(-1, t).all(1)
             iterations[idx] += _per_problem(iters, t)
             parents = params
@@ -367,8 +370,9 @@ def select_components(problems: Problems, cfg: GMMFitConfig, seed: int) -> Selec
             score_k, conv, iters = _fresh_scores(problems, idx, data_index, rows, k, tracks, cfg, seed)
             converged[idx] &= conv
             iterations[idx] += iters
-        for i, sc in zip(idx.tolist(), score_k.tolist(), strict=True):
-            scores[i].append(sc)
+        if cfg.n_components is None:
+            for i, sc in zip(idx.tolist(), score_k.tolist(), strict=True):
+                scores[i].append(sc)
         if cfg.n_components is not None:
             improved = torch.ones_like(idx, dtype=torch.bool)
         else:
