@@ -97,6 +97,7 @@ class GMMMI:
         jitter: float = 0.0,
         select_samples: int | None = 5000,
         probe_iter: int = 10,
+        stop_hopeless: bool = True,
         ci_method: str = "bca",
         n_jackknife: int = 10,
         bootstrap_init: str = "warm",
@@ -124,6 +125,7 @@ class GMMMI:
         self.jitter = jitter
         self.select_samples = select_samples
         self.probe_iter = probe_iter
+        self.stop_hopeless = stop_hopeless
         self.ci_method = ci_method
         self.n_jackknife = n_jackknife
         self.bootstrap_init = bootstrap_init

@@ -40,6 +40,7 @@ class GMMMIConfig(BaseModel):
         5000, ge=100, description="choose K on at most this many rows (None: all rows)"
     )
     probe_iter: int = Field(10, ge=1, description="EM iterations before pruning split starts")
+    stop_hopeless: bool = Field(True, description="stop candidate K that cannot win the CV score")
     ci_method: Literal["bca", "basic", "percentile"] = "bca"
     n_jackknife: int = Field(
         10, ge=0, le=1000, description="delete-a-group jackknife refits for the BCa acceleration"

@@ -100,12 +100,15 @@ class EMResult:
         log_likelihood: (G,) weighted mean log-likelihood at the end.
         n_iter: (G,) EM iterations used.
         converged: (G,) bool.
+        previous: (G, 2) the log-likelihoods of the two iterations before the last (-inf
+            where there were none): their differences show how fast EM is still improving.
     """
 
     params: GMMParams
     log_likelihood: torch.Tensor
     n_iter: torch.Tensor
     converged: torch.Tensor
+    previous: torch.Tensor | None = None
 
 
 def m_step(
@@ -194,6 +197,8 @@ def _em_loop(
     w_sum = w_w.sum(-1)  # (Ga,)
     running = torch.ones(g_total, dtype=torch.bool, device=device)  # (Ga,)
     prev_ll = torch.full((g_total,), -torch.inf, dtype=features.dtype, device=device)
+    prev2_ll = prev_ll.clone()
+    out_prev = torch.full((g_total, 2), -torch.inf, dtype=features.dtype, device=device)
     coef, bias, _ = component_coefficients(par_w.log_weights, par_w.means, par_w.covariances)
     for it in range(1, max_iter + 1):
         ll, resp_w = _e_step(feat_t, w_w, w_sum, coef, bias)
@@ -201,6 +206,8 @@ def _em_loop(
         run_idx = active[running]
         n_iter[run_idx] = it
         out_ll[run_idx] = ll[running]
+        out_prev[run_idx, 0] = prev_ll[running]
+        out_prev[run_idx, 1] = prev2_ll[running]
         if bool(done.any()):
             # finished elements keep the parameters whose likelihood met the tolerance
             fin = done.nonzero()[:, 0]
@@ -221,18 +228,18 @@ def _em_loop(
             )
             coef = torch.where(running[:, None, None], new_coef, coef)
             bias = torch.where(running[:, None], new_bias, bias)
-        prev_ll = ll
+        prev2_ll, prev_ll = prev_ll, ll
         if n_running < compact_below * len(active):
             sel = running.nonzero()[:, 0]
             active, feat_w, feat_t = active[sel], feat_w[sel], feat_t[sel]
             w_w, w_sum, par_w = w_w[sel], w_sum[sel], par_w.index(sel)
             coef, bias = coef[sel], bias[sel]
-            prev_ll, running = prev_ll[sel], running[sel]
+            prev_ll, prev2_ll, running = prev_ll[sel], prev2_ll[sel], running[sel]
     if bool(running.any()):
         # elements that hit max_iter keep the parameters of their last evaluated likelihood
         sel = running.nonzero()[:, 0]
         out.assign(active[sel], par_w.index(sel))
-    return EMResult(out, out_ll, n_iter, converged)
+    return EMResult(out, out_ll, n_iter, converged, out_prev)
 
 
 def chunk_size(n_points: int, n_components: int, dim: int, budget_bytes: float) -> int:
@@ -286,7 +293,7 @@ def em_fit(
     g_total = data_index.shape[0]
     dim = data.shape[-1]
     if _use_compiled(backend, dim, data.device):
-        lw, mu, cov, ll, n_iter, conv = em_compiled.em_fit_compiled(
+        lw, mu, cov, ll, n_iter, conv, prev = em_compiled.em_fit_compiled(
             _np(data), _np(data_index, np.int64), _np(weights), _np(weight_index, np.int64),
             _np(init.log_weights), _np(init.means), _np(init.covariances),
             reg=reg, tol=tol, max_iter=max_iter, n_threads=torch.get_num_threads(),
@@ -294,6 +301,7 @@ def em_fit(
         return EMResult(
             GMMParams(torch.from_numpy(lw), torch.from_numpy(mu), torch.from_numpy(cov)),
             torch.from_numpy(ll), torch.from_numpy(n_iter), torch.from_numpy(conv),
+            torch.from_numpy(prev),
         )
     step = chunk_size(data.shape[1], init.n_components, dim, memory_budget)
     parts: list[EMResult] = []
@@ -316,6 +324,7 @@ def em_fit(
         torch.cat([p.log_likelihood for p in parts]),
         torch.cat([p.n_iter for p in parts]),
         torch.cat([p.converged for p in parts]),
+        torch.cat([p.previous for p in parts]),
     )
 
 

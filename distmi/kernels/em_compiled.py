@@ -327,26 +327,19 @@ if HAVE_NUMBA:
     # ------------------------------------------------------------ elements
 
     @_jit
-    def _compact(data, p, weights, r):  # pragma: no cover - compiled
-        """Rows of data row p with non-zero weight in weight row r, transposed: (D, M)
+    def _compact(data, p, row_ptr, row_idx, row_val, r):  # pragma: no cover - compiled
+        """Rows of data row p with non-zero weight in weight row r (given as compressed rows:
+        indices row_idx[row_ptr[r]:row_ptr[r + 1]], weights row_val[...]), transposed: (D, M)
         values (each coordinate contiguous) and (M,) weights."""
-        n = weights.shape[1]
-        m = 0
-        for i in range(n):
-            if weights[r, i] != 0.0:
-                m += 1
+        lo = row_ptr[r]
+        m = row_ptr[r + 1] - lo
         dim = data.shape[2]
         xs = np.empty((dim, m))
-        ws = np.empty(m)
-        j = 0
-        for i in range(n):
-            wi = weights[r, i]
-            if wi != 0.0:
-                for d in range(dim):
-                    xs[d, j] = data[p, i, d]
-                ws[j] = wi
-                j += 1
-        return xs, ws
+        for j in range(m):
+            i = row_idx[lo + j]
+            for d in range(dim):
+                xs[d, j] = data[p, i, d]
+        return xs, row_val[lo:lo + m]
 
     @_jit
     def _estep(xs, ws, dim, mu, whiten, logc, stats, lp, peak, scale, want_stats):  # pragma: no cover
@@ -355,14 +348,17 @@ if HAVE_NUMBA:
         return _estep_2d(xs[0], xs[1], ws, mu, whiten, logc, stats, lp, peak, scale, want_stats)
 
     @_jit
-    def em_elements(data, data_index, weights, weight_index, elements, logw, mu, cov,
-                    reg, tol, max_iter, out_ll, out_iter, out_conv):  # pragma: no cover
+    def em_elements(data, data_index, row_ptr, row_idx, row_val, weight_index, elements, logw,
+                    mu, cov, reg, tol, max_iter, out_ll, out_iter, out_conv,
+                    out_prev):  # pragma: no cover
         """Run EM for ``elements`` (indices into the G elements), in place.
 
-        data (P, N, D) (D = 1 or 2); weights (W, N); logw (G, K), mu (G, K, D),
+        data (P, N, D) (D = 1 or 2); the weight rows (W, N) in compressed form (see
+        :func:`compress_rows`); logw (G, K), mu (G, K, D),
         cov (G, K, D, D) hold the initial parameters and receive the results; out_ll (G,)
         the weighted mean log-likelihood of the returned parameters, out_iter (G,) the
-        iterations, out_conv (G,) whether the tolerance was met.
+        iterations, out_conv (G,) whether the tolerance was met, out_prev (G, 2) the
+        log-likelihoods of the two iterations before the last.
         """
         dim = data.shape[2]
         k_total = logw.shape[1]
@@ -377,7 +373,7 @@ if HAVE_NUMBA:
         cur_mu = np.empty((k_total, dim))
         cur_cov = np.empty((k_total, dim, dim))
         for g in elements:
-            xs, ws = _compact(data, data_index[g], weights, weight_index[g])
+            xs, ws = _compact(data, data_index[g], row_ptr, row_idx, row_val, weight_index[g])
             w_sum = ws.sum()
             cur_w[:] = logw[g]
             cur_mu[:, :] = mu[g]
@@ -387,6 +383,7 @@ if HAVE_NUMBA:
             else:
                 _coefficients_2d(cur_w, cur_cov, 0.0, whiten, logc)
             prev = -np.inf
+            prev2 = -np.inf
             ll = -np.inf
             converged = False
             it = 0
@@ -399,6 +396,7 @@ if HAVE_NUMBA:
                 if it == max_iter:
                     break
                 _mstep(stats, dim, reg, cur_w, cur_mu, cur_cov, whiten, logc)
+                prev2 = prev
                 prev = ll
             logw[g] = cur_w
             mu[g] = cur_mu
@@ -406,10 +404,12 @@ if HAVE_NUMBA:
             out_ll[g] = ll
             out_iter[g] = it
             out_conv[g] = converged
+            out_prev[g, 0] = prev
+            out_prev[g, 1] = prev2
 
     @_jit
-    def score_elements(data, data_index, weights, weight_index, elements, logw, mu, cov,
-                       out):  # pragma: no cover
+    def score_elements(data, data_index, row_ptr, row_idx, row_val, weight_index, elements,
+                       logw, mu, cov, out):  # pragma: no cover
         """Weighted mean log-likelihood of each element's mixture on its weight row."""
         dim = data.shape[2]
         k_total = logw.shape[1]
@@ -421,7 +421,7 @@ if HAVE_NUMBA:
         stats = np.empty((1, 1))
         cur_cov = np.empty((k_total, dim, dim))
         for g in elements:
-            xs, ws = _compact(data, data_index[g], weights, weight_index[g])
+            xs, ws = _compact(data, data_index[g], row_ptr, row_idx, row_val, weight_index[g])
             cur_cov[:, :, :] = cov[g]
             if dim == 1:
                 _coefficients_1d(logw[g], cur_cov, 0.0, whiten, logc)
@@ -461,6 +461,25 @@ def _run_chunks(kernel, n_elements: int, n_threads: int, args_before: tuple, arg
             future.result()
 
 
+def compress_rows(weights: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                 np.ndarray]:
+    """The non-zero entries of the weight rows ``used`` (others left empty), as compressed
+    rows: row_ptr (W + 1,), row_idx (nnz,) column indices, row_val (nnz,) weights. Every
+    element reads its row's rows through these, so a row's zeros are found once per call."""
+    nonzero = {int(r): np.flatnonzero(weights[r]) for r in used}
+    counts = np.zeros(weights.shape[0], dtype=np.int64)
+    for r, nz in nonzero.items():
+        counts[r] = nz.size
+    row_ptr = np.zeros(weights.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=row_ptr[1:])
+    row_idx = np.empty(row_ptr[-1], dtype=np.int64)
+    row_val = np.empty(row_ptr[-1])
+    for r, nz in nonzero.items():
+        row_idx[row_ptr[r]:row_ptr[r + 1]] = nz
+        row_val[row_ptr[r]:row_ptr[r + 1]] = weights[r, nz]
+    return row_ptr, row_idx, row_val
+
+
 def em_fit_compiled(data: np.ndarray, data_index: np.ndarray, weights: np.ndarray,
                     weight_index: np.ndarray, log_weights: np.ndarray, means: np.ndarray,
                     covariances: np.ndarray, *, reg: float, tol: float, max_iter: int,
@@ -474,7 +493,7 @@ def em_fit_compiled(data: np.ndarray, data_index: np.ndarray, weights: np.ndarra
         log_weights (G, K), means (G, K, D), covariances (G, K, D, D): initial parameters.
     Returns:
         log_weights, means, covariances (fitted), log_likelihood (G,), n_iter (G,),
-        converged (G,).
+        converged (G,), previous (G, 2) (see :class:`distmi.kernels.em.EMResult`).
     """
     lw = np.array(log_weights, dtype=np.float64, order="C", copy=True)
     mu = np.array(means, dtype=np.float64, order="C", copy=True)
@@ -483,12 +502,13 @@ def em_fit_compiled(data: np.ndarray, data_index: np.ndarray, weights: np.ndarra
     ll = np.full(g, -np.inf)
     n_iter = np.zeros(g, dtype=np.int64)
     conv = np.zeros(g, dtype=np.bool_)
+    prev = np.full((g, 2), -np.inf)
     _run_chunks(
         em_elements, g, n_threads,
-        (data, data_index, weights, weight_index),
-        (lw, mu, cov, float(reg), float(tol), int(max_iter), ll, n_iter, conv),
+        (data, data_index, *compress_rows(weights, np.unique(weight_index)), weight_index),
+        (lw, mu, cov, float(reg), float(tol), int(max_iter), ll, n_iter, conv, prev),
     )
-    return lw, mu, cov, ll, n_iter, conv
+    return lw, mu, cov, ll, n_iter, conv, prev
 
 
 def score_compiled(data: np.ndarray, data_index: np.ndarray, weights: np.ndarray,
@@ -498,7 +518,7 @@ def score_compiled(data: np.ndarray, data_index: np.ndarray, weights: np.ndarray
     out = np.empty(log_weights.shape[0])
     _run_chunks(
         score_elements, log_weights.shape[0], n_threads,
-        (data, data_index, weights, weight_index),
+        (data, data_index, *compress_rows(weights, np.unique(weight_index)), weight_index),
         (np.ascontiguousarray(log_weights), np.ascontiguousarray(means),
          np.ascontiguousarray(covariances), out),
     )

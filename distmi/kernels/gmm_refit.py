@@ -78,9 +78,10 @@ def _full_fits(problems: Problems, sel, cfg: GMMFitConfig, seed: int, converged,
             pos = torch.searchsorted(fit_idx, idx)
             t = sel.tracks
             starts = starts.index((pos[:, None] * t + torch.arange(t, device=device)).reshape(-1))
-            params, _, conv, iters = fit_candidates(
+            fits = fit_candidates(
                 problems, problems.problem_data[idx], problems.base_weights, rows, starts, t, cfg
             )
+            params, conv, iters = fits.params, fits.converged, fits.iterations
         else:
             init = "kmeans++" if cfg.init == "split" else cfg.init
             params, _, conv, iters = fit_fresh(

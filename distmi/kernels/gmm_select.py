@@ -59,6 +59,7 @@ class GMMFitConfig:
     max_iter: int = 10_000
     select_samples: int | None = 5000
     probe_iter: int = 10
+    stop_hopeless: bool = True
     bootstrap_init: str = "warm"
     backend: str = "auto"
     memory_budget: float = 256e6
@@ -177,6 +178,42 @@ def _per_problem(values: torch.Tensor, groups: int) -> torch.Tensor:
 # ---------------------------------------------------------------- EM with pruned candidates
 
 
+@dataclass
+class TrackFits:
+    """Current fits of T tracks (see :func:`fit_candidates`).
+
+    Attributes:
+        params: T mixtures; log_likelihood, converged: (T,) each;
+        iterations: (T,) EM iterations spent on the track (all its starts);
+        steps: (T,) iterations of the run that survived (counted against ``max_iter``);
+        previous: (T, 2) the log-likelihoods of the two EM iterations before the last.
+    """
+
+    params: GMMParams
+    log_likelihood: torch.Tensor
+    converged: torch.Tensor
+    iterations: torch.Tensor
+    steps: torch.Tensor
+    previous: torch.Tensor
+
+    def advance(self, problems: Problems, todo: torch.Tensor, data_index, weights,
+                weight_index, max_iter: int, cfg: GMMFitConfig) -> None:
+        """Continue EM on tracks ``todo`` for at most ``max_iter`` iterations, in place."""
+        rest = em_fit(problems.data, data_index[todo], weights, weight_index[todo],
+                      self.params.index(todo), max_iter=max_iter, **_em_kwargs(cfg))
+        self.params.assign(todo, rest.params)
+        self.log_likelihood[todo] = rest.log_likelihood
+        self.converged[todo] = rest.converged
+        self.iterations[todo] += rest.n_iter
+        self.steps[todo] += rest.n_iter
+        self.previous[todo] = rest.previous
+
+
+def _em_kwargs(cfg: GMMFitConfig) -> dict:
+    return dict(reg=cfg.reg_covar, tol=cfg.tol, memory_budget=cfg.memory_budget,
+                backend=cfg.backend)
+
+
 def fit_candidates(
     problems: Problems,
     data_index: torch.Tensor,
@@ -185,51 +222,89 @@ def fit_candidates(
     starts: GMMParams,
     n_candidates: int,
     cfg: GMMFitConfig,
-) -> tuple[GMMParams, torch.Tensor, torch.Tensor, torch.Tensor]:
+    finish: bool = True,
+) -> TrackFits:
     """Fit T tracks from C starts each; keep the best by training likelihood.
 
     All T * C runs take ``probe_iter`` EM iterations; per track only the run with the highest
-    likelihood continues (the others are hopeless and stopped). With C = 1 the run simply
-    goes to convergence.
+    likelihood continues (the others are hopeless and stopped), to convergence when
+    ``finish``, else the caller continues it. With C = 1 the run simply goes to convergence.
 
     Args:
         data_index, weight_index: (T,) per track; starts: T * C mixtures, track-major.
     Returns:
-        params (T mixtures), log-likelihood (T,), converged (T,), EM iterations (T,) (all
-        C runs of the probe counted).
+        the T fits; iterations count all C runs of the probe.
     """
     t_count = data_index.shape[0]
     device = problems.data.device
-    kw = dict(reg=cfg.reg_covar, tol=cfg.tol, memory_budget=cfg.memory_budget, backend=cfg.backend)
-    if n_candidates == 1 or cfg.max_iter <= cfg.probe_iter:
-        res = em_fit(problems.data, data_index.repeat_interleave(n_candidates), weights,
-                     weight_index.repeat_interleave(n_candidates), starts,
-                     max_iter=cfg.max_iter, **kw)
-        ll = res.log_likelihood.view(t_count, n_candidates)
-        best = ll.argmax(1)
-        pick = torch.arange(t_count, device=device) * n_candidates + best
-        iters = _per_problem(res.n_iter, n_candidates)
-        return (res.params.index(pick), ll[torch.arange(t_count, device=device), best],
-                res.converged[pick], iters)
-    probe = em_fit(problems.data, data_index.repeat_interleave(n_candidates), weights,
-                   weight_index.repeat_interleave(n_candidates), starts,
-                   max_iter=cfg.probe_iter, **kw)
-    ll = probe.log_likelihood.view(t_count, n_candidates)
+    probing = n_candidates > 1 and cfg.max_iter > cfg.probe_iter
+    res = em_fit(problems.data, data_index.repeat_interleave(n_candidates), weights,
+                 weight_index.repeat_interleave(n_candidates), starts,
+                 max_iter=cfg.probe_iter if probing else cfg.max_iter, **_em_kwargs(cfg))
+    ll = res.log_likelihood.view(t_count, n_candidates)
     best = ll.argmax(1)
     pick = torch.arange(t_count, device=device) * n_candidates + best
-    params = probe.params.index(pick)
-    out_ll = ll[torch.arange(t_count, device=device), best].clone()
-    conv = probe.converged[pick].clone()
-    iters = _per_problem(probe.n_iter, n_candidates)
-    todo = (~conv).nonzero()[:, 0]
-    if todo.numel():
-        rest = em_fit(problems.data, data_index[todo], weights, weight_index[todo],
-                      params.index(todo), max_iter=cfg.max_iter - cfg.probe_iter, **kw)
-        params.assign(todo, rest.params)
-        out_ll[todo] = rest.log_likelihood
-        conv[todo] = rest.converged
-        iters[todo] += rest.n_iter
-    return params, out_ll, conv, iters
+    fits = TrackFits(res.params.index(pick), res.log_likelihood[pick].clone(),
+                     res.converged[pick].clone(), _per_problem(res.n_iter, n_candidates),
+                     res.n_iter[pick].clone(), res.previous[pick].clone())
+    todo = (~fits.converged).nonzero()[:, 0]
+    if probing and finish and todo.numel():
+        fits.advance(problems, todo, data_index, weights, weight_index,
+                     cfg.max_iter - cfg.probe_iter, cfg)
+    return fits
+
+
+# EM improves the training log-likelihood by a geometric series near convergence: after a
+# gain g with ratio rho to the gain before, what is left is about g rho / (1 - rho). A
+# candidate K whose held-out score plus HOPELESS_SAFETY times that is still below the score
+# to beat cannot win and is stopped; ratios above HOPELESS_MAX_RATIO are too slow to trust.
+HOPELESS_SAFETY = 3.0
+HOPELESS_MAX_RATIO = 0.95
+
+
+def _remaining_gain(fits: TrackFits) -> torch.Tensor:
+    """Upper estimate (T,) of the training log-likelihood EM can still add (inf: unknown)."""
+    gain = fits.log_likelihood - fits.previous[:, 0]
+    before = fits.previous[:, 0] - fits.previous[:, 1]
+    ratio = gain / before
+    ok = (gain >= 0) & (before > 0) & (ratio >= 0) & (ratio < HOPELESS_MAX_RATIO)
+    left = torch.where(ok, HOPELESS_SAFETY * gain * ratio / (1 - ratio),
+                       torch.full_like(gain, torch.inf))
+    return torch.where(fits.converged, torch.zeros_like(gain), left)
+
+
+def _fit_or_stop(problems: Problems, fits: TrackFits, data_index, rows, tracks: _Tracks,
+                 to_beat: torch.Tensor, cfg: GMMFitConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Continue the tracks' EM in doubling chunks; between chunks stop the problems whose
+    candidate K cannot beat ``to_beat`` (A,) + threshold even with the remaining gain.
+
+    Returns the fold-averaged held-out score (A,) and which problems were stopped (A,).
+    """
+    t = tracks.per_problem
+    a = to_beat.shape[0]
+    device = to_beat.device
+    stopped = torch.zeros(a, dtype=torch.bool, device=device)
+    held = torch.empty(a * t, dtype=torch.float64, device=device)
+    live = torch.ones(a * t, dtype=torch.bool, device=device)  # tracks whose score changed
+    chunk = cfg.probe_iter
+    while True:
+        sel = live.nonzero()[:, 0]
+        held[sel] = score(problems.data, data_index[sel], tracks.test_w, rows[sel],
+                          fits.params.index(sel), cfg.memory_budget, backend=cfg.backend)
+        running = ~fits.converged & (fits.steps < cfg.max_iter) & ~stopped.repeat_interleave(t)
+        if not bool(running.any()):
+            return held.view(a, t).mean(1), stopped
+        upper = (held + _remaining_gain(fits)).view(a, t).mean(1)
+        hopeless = running.view(a, t).any(1) & (upper < to_beat + cfg.threshold)
+        stopped |= hopeless
+        running &= ~hopeless.repeat_interleave(t)
+        todo = running.nonzero()[:, 0]
+        if todo.numel():
+            budget = int(cfg.max_iter - fits.steps[todo].max())
+            fits.advance(problems, todo, data_index, tracks.train_w, rows,
+                         max(1, min(chunk, budget)), cfg)
+        live = running
+        chunk *= 2
 
 
 def fit_fresh(
@@ -250,10 +325,11 @@ def fit_fresh(
     n_inits = 1 if k == 1 else cfg.n_inits
     data_index = problems.problem_data[prob_idx]
     starts = _fresh_starts(problems, data_index, weight_row, k, weights, cfg, seed, init)
-    return fit_candidates(
+    fits = fit_candidates(
         problems, data_index, weights, weight_row, starts, n_inits,
         replace(cfg, probe_iter=cfg.max_iter),
     )
+    return fits.params, fits.log_likelihood, fits.converged, fits.iterations
 
 
 def _fresh_starts(problems, data_index, weight_row, k, weights, cfg, seed, init) -> GMMParams:
@@ -356,16 +432,22 @@ def select_components(problems: Problems, cfg: GMMFitConfig, seed: int) -> Selec
             else:
                 starts = split_candidates(parents, cfg.n_inits)
                 n_cand = n_split_candidates(k - 1, d, cfg.n_inits)
-            params, ll, conv, iters = fit_candidates(
-                problems, data_index, tracks.train_w, rows, starts, n_cand, cfg
-            )
-            if cfg.n_components is None:
-                score_k = _track_scores(problems, data_index, rows, params, ll, tracks, k, cfg)
+            early = cfg.stop_hopeless and tracks.test_w is not None and cfg.n_components is None
+            found = fit_candidates(problems, data_index, tracks.train_w, rows, starts, n_cand,
+                                  cfg, finish=not early or k == 1)
+            stopped = torch.zeros(idx.shape[0], dtype=torch.bool, device=device)
+            if early and k > 1:
+                score_k, stopped = _fit_or_stop(problems, found, data_index, rows, tracks,
+                                                best_score[idx], cfg)
+            elif cfg.n_components is None:
+                score_k = _track_scores(problems, data_index, rows, found.params,
+                                        found.log_likelihood, tracks, k, cfg)
             else:  # growing to a fixed K: nothing to score
                 score_k = torch.zeros(idx.shape[0], dtype=torch.float64, device=device)
-            converged[idx] &= conv.view(-1, t).all(1)
-            iterations[idx] += _per_problem(iters, t)
-            parents = params
+            # a stopped candidate is discarded: its convergence does not matter
+            converged[idx] &= (found.converged.view(-1, t).all(1) | stopped)
+            iterations[idx] += _per_problem(found.iterations, t)
+            parents = found.params
         else:
             score_k, conv, iters = _fresh_scores(problems, idx, data_index, rows, k, tracks, cfg, seed)
             converged[idx] &= conv
