@@ -105,3 +105,20 @@ def test_status_flags_what_deserves_a_second_look():
     assert not ok.diagnostics["sample_limited"]
     table = distmi.pairwise_mi(np.c_[x], np.c_[y], n_bootstrap=0, max_components=3)
     assert table.status[0] == "warning" and "max_components" in table.warnings[0]
+
+
+def test_hopeless_candidates_are_stopped_without_changing_the_choice():
+    """The rejected K* + 1 stops once its held-out score plus the projected remaining EM gain
+    cannot beat K*: fewer iterations, the same K and estimates."""
+    rng = np.random.default_rng(10)
+    n, m = 3000, 12
+    X = rng.normal(size=(n, m))
+    Y = 0.5 * X + rng.normal(size=(n, m))
+    Y[:, :4] = np.tanh(2 * X[:, :4]) + 0.3 * rng.normal(size=(n, 4))
+    pairs = [(i, i) for i in range(m)]
+    on = distmi.pairwise_mi(X, Y, pairs=pairs, n_bootstrap=0)
+    off = distmi.pairwise_mi(X, Y, pairs=pairs, n_bootstrap=0, stop_hopeless=False)
+    assert (on.n_components == off.n_components).all()
+    np.testing.assert_array_equal(on.estimate, off.estimate)
+    assert on.converged.all()
+    assert on.em_iter_select.sum() < 0.9 * off.em_iter_select.sum()

@@ -342,6 +342,8 @@ def score(
     Used for held-out cross-validation scores (weights = held-out fold masks).
     """
     g_total = data_index.shape[0]
+    if g_total == 0:
+        return torch.empty(0, dtype=data.dtype, device=data.device)
     if _use_compiled(backend, data.shape[-1], data.device):
         return torch.from_numpy(em_compiled.score_compiled(
             _np(data), _np(data_index, np.int64), _np(weights), _np(weight_index, np.int64),

@@ -289,8 +289,9 @@ def _fit_or_stop(problems: Problems, fits: TrackFits, data_index, rows, tracks: 
     chunk = cfg.probe_iter
     while True:
         sel = live.nonzero()[:, 0]
-        held[sel] = score(problems.data, data_index[sel], tracks.test_w, rows[sel],
-                          fits.params.index(sel), cfg.memory_budget, backend=cfg.backend)
+        if sel.numel():
+            held[sel] = score(problems.data, data_index[sel], tracks.test_w, rows[sel],
+                              fits.params.index(sel), cfg.memory_budget, backend=cfg.backend)
         running = ~fits.converged & (fits.steps < cfg.max_iter) & ~stopped.repeat_interleave(t)
         if not bool(running.any()):
             return held.view(a, t).mean(1), stopped
