@@ -96,7 +96,7 @@ class GMMMI:
         ci_level: float = 0.95,
         jitter: float = 0.0,
         select_samples: int | None = 5000,
-        probe_iter: int = 10,
+        probe_iter: int = 5,
         stop_hopeless: bool = True,
         ci_method: str = "bca",
         n_jackknife: int = 10,

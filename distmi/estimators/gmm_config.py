@@ -39,7 +39,7 @@ class GMMMIConfig(BaseModel):
     select_samples: int | None = Field(
         5000, ge=100, description="choose K on at most this many rows (None: all rows)"
     )
-    probe_iter: int = Field(10, ge=1, description="EM iterations before pruning split starts")
+    probe_iter: int = Field(5, ge=1, description="EM iterations before pruning split starts")
     stop_hopeless: bool = Field(True, description="stop candidate K that cannot win the CV score")
     ci_method: Literal["bca", "basic", "percentile"] = "bca"
     n_jackknife: int = Field(

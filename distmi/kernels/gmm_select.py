@@ -58,7 +58,7 @@ class GMMFitConfig:
     tol: float = 1e-5
     max_iter: int = 10_000
     select_samples: int | None = 5000
-    probe_iter: int = 10
+    probe_iter: int = 5
     stop_hopeless: bool = True
     bootstrap_init: str = "warm"
     backend: str = "auto"
