@@ -43,6 +43,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         cpu_seconds = time.process_time() - cpu
         n_comp = getattr(estimator, "best_components", None)
+        std = float("nan") if std is None else std  # a single fit (n_bootstrap=0) has no std
         out.append({"mi": float(mi), "std": float(std), "seconds": seconds,
                     "cpu_seconds": cpu_seconds,
                     "n_components": None if n_comp is None else int(n_comp), "error": error})
