@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import distmi
-from distmi.kernels.gmm_select import selection_rows
+from distmi.kernels.gmm_problems import selection_rows
 from distmi.testing.mi_families import AI_MIXTURE, mixture_mi
 
 
@@ -121,4 +121,7 @@ def test_hopeless_candidates_are_stopped_without_changing_the_choice():
     assert (on.n_components == off.n_components).all()
     np.testing.assert_array_equal(on.estimate, off.estimate)
     assert on.converged.all()
-    assert on.em_iter_select.sum() < 0.9 * off.em_iter_select.sum()
+    # the Gaussian pairs (K = 1) no longer run their rejected K = 2 to convergence
+    gauss = (on.n_components == 1).to_numpy()
+    assert gauss.sum() >= 4
+    assert on.em_iter_select[gauss].sum() < 0.75 * off.em_iter_select[gauss].sum()

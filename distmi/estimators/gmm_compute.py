@@ -28,8 +28,8 @@ from distmi.core.validation import check_min_samples
 from distmi.estimators.gmm_config import GMMMIConfig
 from distmi.kernels.em import GMMParams
 from distmi.kernels.gmm_mi_integral import categorical_mi, expected_log_ratio, resolve_scheme
+from distmi.kernels.gmm_problems import GMMFitConfig, Problems, bootstrap_counts, jackknife_masks
 from distmi.kernels.gmm_refit import FitOutput, fit_problems
-from distmi.kernels.gmm_select import GMMFitConfig, Problems, bootstrap_counts, jackknife_masks
 from distmi.kernels.significance import basic_interval, bca_interval, jackknife_acceleration
 
 

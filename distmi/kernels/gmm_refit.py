@@ -22,15 +22,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from distmi.kernels.em import GMMParams, em_fit
-from distmi.kernels.gmm_select import (
-    GMMFitConfig,
-    Problems,
-    bootstrap_counts,
-    fit_candidates,
-    fit_fresh,
-    jackknife_masks,
-    select_components,
-)
+from distmi.kernels.gmm_problems import GMMFitConfig, Problems, bootstrap_counts, jackknife_masks
+from distmi.kernels.gmm_select import select_components
+from distmi.kernels.gmm_tracks import fit_candidates, fit_fresh
 
 
 @dataclass

@@ -27,71 +27,27 @@ batch, so a problem gives the same result alone or among thousands.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
-from distmi.core.seeds import derive_rng
 from distmi.kernels.em import GMMParams, em_fit, score
-from distmi.kernels.gmm_init import (
-    initial_params,
-    moment_params,
-    n_split_candidates,
-    split_candidates,
+from distmi.kernels.gmm_init import moment_params, n_split_candidates, split_candidates
+from distmi.kernels.gmm_problems import (
+    GMMFitConfig,
+    Problems,
+    _n_free_params,
+    _per_problem,
+    fold_masks,
+    selection_rows,
 )
-
-
-@dataclass(frozen=True)
-class GMMFitConfig:
-    """Numerical settings of a GMM-MI fit (validated by the estimator layer)."""
-
-    n_components: int | None = None
-    max_components: int = 50
-    select: str = "cv"
-    n_folds: int = 2
-    n_inits: int = 3
-    init: str = "split"
-    threshold: float = 1e-5
-    patience: int = 1
-    reg_covar: float = 1e-6
-    tol: float = 1e-5
-    max_iter: int = 10_000
-    select_samples: int | None = 5000
-    probe_iter: int = 5
-    stop_hopeless: bool = True
-    bootstrap_init: str = "warm"
-    backend: str = "auto"
-    memory_budget: float = 256e6
-
-
-@dataclass
-class Problems:
-    """Q mixture-fitting problems over shared data.
-
-    Attributes:
-        data: (P, N, D) float64 (standardised).
-        problem_data: (Q,) long, data row per problem.
-        base_weights: (R, N) float64, base weight rows (ones or class masks).
-        problem_base: (Q,) long, base row per problem.
-    """
-
-    data: torch.Tensor
-    problem_data: torch.Tensor
-    base_weights: torch.Tensor
-    problem_base: torch.Tensor
-
-    @property
-    def n_problems(self) -> int:
-        return int(self.problem_data.shape[0])
-
-    @property
-    def n_points(self) -> int:
-        return int(self.data.shape[1])
-
-    @property
-    def dim(self) -> int:
-        return int(self.data.shape[2])
+from distmi.kernels.gmm_tracks import (
+    HOPELESS_MIN_STEPS,
+    TrackFits,
+    _fresh_starts,
+    fit_candidates,
+    remaining_gain,
+)
 
 
 @dataclass
@@ -121,158 +77,6 @@ class Selection:
     limited: torch.Tensor | None = None
 
 
-# ---------------------------------------------------------------- shared random structure
-
-
-def _uniforms(seed: int, k: int, n_inits: int, n: int, init: str, device) -> torch.Tensor:
-    rng = derive_rng(seed, "gmm-init", init, k)
-    shape = (n_inits, n, k) if init == "random" else (n_inits, k)
-    return torch.as_tensor(rng.random(shape), dtype=torch.float64, device=device)
-
-
-def selection_rows(seed: int, n: int, select_samples: int | None) -> np.ndarray:
-    """Rows used to choose K: all of them, or a fixed random subset of ``select_samples``."""
-    if select_samples is None or n <= select_samples:
-        return np.arange(n)
-    return np.sort(derive_rng(seed, "gmm-select-rows").permutation(n)[:select_samples])
-
-
-def fold_masks(seed: int, n: int, n_folds: int, device, rows: np.ndarray | None = None) -> torch.Tensor:
-    """Held-out masks (F, N) of one fixed shuffled K-fold split of ``rows`` (default: all)."""
-    perm = derive_rng(seed, "gmm-folds").permutation(n)
-    if rows is not None and len(rows) < n:
-        keep = np.zeros(n, dtype=bool)
-        keep[rows] = True
-        perm = perm[keep[perm]]
-    masks = np.zeros((n_folds, n))
-    for f, chunk in enumerate(np.array_split(perm, n_folds)):
-        masks[f, chunk] = 1.0
-    return torch.as_tensor(masks, dtype=torch.float64, device=device)
-
-
-def bootstrap_counts(seed: int, n: int, n_bootstrap: int, device) -> torch.Tensor:
-    """Multinomial resampling counts (B, N): replicate b draws row i counts[b, i] times."""
-    rng = derive_rng(seed, "bootstrap")
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap)
-    return torch.as_tensor(counts, dtype=torch.float64, device=device)
-
-
-def jackknife_masks(seed: int, n: int, n_groups: int, device) -> torch.Tensor:
-    """Delete-a-group jackknife weights (J, N): row j is 0 on group j and 1 elsewhere."""
-    perm = derive_rng(seed, "gmm-jackknife").permutation(n)
-    masks = np.ones((n_groups, n))
-    for j, chunk in enumerate(np.array_split(perm, n_groups)):
-        masks[j, chunk] = 0.0
-    return torch.as_tensor(masks, dtype=torch.float64, device=device)
-
-
-def _n_free_params(k: int, d: int) -> int:
-    return (k - 1) + k * d + k * d * (d + 1) // 2
-
-
-def _per_problem(values: torch.Tensor, groups: int) -> torch.Tensor:
-    """Sum consecutive groups of ``groups`` entries: (A * groups,) -> (A,)."""
-    return values.view(-1, groups).sum(1)
-
-
-# ---------------------------------------------------------------- EM with pruned candidates
-
-
-@dataclass
-class TrackFits:
-    """Current fits of T tracks (see :func:`fit_candidates`).
-
-    Attributes:
-        params: T mixtures; log_likelihood, converged: (T,) each;
-        iterations: (T,) EM iterations spent on the track (all its starts);
-        steps: (T,) iterations of the run that survived (counted against ``max_iter``);
-        previous: (T, 2) the log-likelihoods of the two EM iterations before the last.
-    """
-
-    params: GMMParams
-    log_likelihood: torch.Tensor
-    converged: torch.Tensor
-    iterations: torch.Tensor
-    steps: torch.Tensor
-    previous: torch.Tensor
-
-    def advance(self, problems: Problems, todo: torch.Tensor, data_index, weights,
-                weight_index, max_iter: int, cfg: GMMFitConfig) -> None:
-        """Continue EM on tracks ``todo`` for at most ``max_iter`` iterations, in place."""
-        rest = em_fit(problems.data, data_index[todo], weights, weight_index[todo],
-                      self.params.index(todo), max_iter=max_iter, **_em_kwargs(cfg))
-        self.params.assign(todo, rest.params)
-        self.log_likelihood[todo] = rest.log_likelihood
-        self.converged[todo] = rest.converged
-        self.iterations[todo] += rest.n_iter
-        self.steps[todo] += rest.n_iter
-        self.previous[todo] = rest.previous
-
-
-def _em_kwargs(cfg: GMMFitConfig) -> dict:
-    return dict(reg=cfg.reg_covar, tol=cfg.tol, memory_budget=cfg.memory_budget,
-                backend=cfg.backend)
-
-
-def fit_candidates(
-    problems: Problems,
-    data_index: torch.Tensor,
-    weights: torch.Tensor,
-    weight_index: torch.Tensor,
-    starts: GMMParams,
-    n_candidates: int,
-    cfg: GMMFitConfig,
-    finish: bool = True,
-) -> TrackFits:
-    """Fit T tracks from C starts each; keep the best by training likelihood.
-
-    All T * C runs take ``probe_iter`` EM iterations; per track only the run with the highest
-    likelihood continues (the others are hopeless and stopped), to convergence when
-    ``finish``, else the caller continues it. With C = 1 the run simply goes to convergence.
-
-    Args:
-        data_index, weight_index: (T,) per track; starts: T * C mixtures, track-major.
-    Returns:
-        the T fits; iterations count all C runs of the probe.
-    """
-    t_count = data_index.shape[0]
-    device = problems.data.device
-    probing = n_candidates > 1 and cfg.max_iter > cfg.probe_iter
-    res = em_fit(problems.data, data_index.repeat_interleave(n_candidates), weights,
-                 weight_index.repeat_interleave(n_candidates), starts,
-                 max_iter=cfg.probe_iter if probing else cfg.max_iter, **_em_kwargs(cfg))
-    ll = res.log_likelihood.view(t_count, n_candidates)
-    best = ll.argmax(1)
-    pick = torch.arange(t_count, device=device) * n_candidates + best
-    fits = TrackFits(res.params.index(pick), res.log_likelihood[pick].clone(),
-                     res.converged[pick].clone(), _per_problem(res.n_iter, n_candidates),
-                     res.n_iter[pick].clone(), res.previous[pick].clone())
-    todo = (~fits.converged).nonzero()[:, 0]
-    if probing and finish and todo.numel():
-        fits.advance(problems, todo, data_index, weights, weight_index,
-                     cfg.max_iter - cfg.probe_iter, cfg)
-    return fits
-
-
-# EM improves the training log-likelihood by a geometric series near convergence: after a
-# gain g with ratio rho to the gain before, what is left is about g rho / (1 - rho). A
-# candidate K whose held-out score plus HOPELESS_SAFETY times that is still below the score
-# to beat cannot win and is stopped; ratios above HOPELESS_MAX_RATIO are too slow to trust.
-HOPELESS_SAFETY = 3.0
-HOPELESS_MAX_RATIO = 0.95
-
-
-def _remaining_gain(fits: TrackFits) -> torch.Tensor:
-    """Upper estimate (T,) of the training log-likelihood EM can still add (inf: unknown)."""
-    gain = fits.log_likelihood - fits.previous[:, 0]
-    before = fits.previous[:, 0] - fits.previous[:, 1]
-    ratio = gain / before
-    ok = (gain >= 0) & (before > 0) & (ratio >= 0) & (ratio < HOPELESS_MAX_RATIO)
-    left = torch.where(ok, HOPELESS_SAFETY * gain * ratio / (1 - ratio),
-                       torch.full_like(gain, torch.inf))
-    return torch.where(fits.converged, torch.zeros_like(gain), left)
-
-
 def _fit_or_stop(problems: Problems, fits: TrackFits, data_index, rows, tracks: _Tracks,
                  to_beat: torch.Tensor, cfg: GMMFitConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Continue the tracks' EM in doubling chunks; between chunks stop the problems whose
@@ -295,8 +99,10 @@ def _fit_or_stop(problems: Problems, fits: TrackFits, data_index, rows, tracks: 
         running = ~fits.converged & (fits.steps < cfg.max_iter) & ~stopped.repeat_interleave(t)
         if not bool(running.any()):
             return held.view(a, t).mean(1), stopped
-        upper = (held + _remaining_gain(fits)).view(a, t).mean(1)
-        hopeless = running.view(a, t).any(1) & (upper < to_beat + cfg.threshold)
+        upper = (held + remaining_gain(fits)).view(a, t).mean(1)
+        settled = (fits.steps >= HOPELESS_MIN_STEPS) | fits.converged
+        hopeless = (running.view(a, t).any(1) & settled.view(a, t).all(1)
+                    & (upper < to_beat + cfg.threshold))
         stopped |= hopeless
         running &= ~hopeless.repeat_interleave(t)
         todo = running.nonzero()[:, 0]
@@ -306,45 +112,6 @@ def _fit_or_stop(problems: Problems, fits: TrackFits, data_index, rows, tracks: 
                          max(1, min(chunk, budget)), cfg)
         live = running
         chunk *= 2
-
-
-def fit_fresh(
-    problems: Problems,
-    prob_idx: torch.Tensor,
-    k: int,
-    weights: torch.Tensor,
-    weight_row: torch.Tensor,
-    cfg: GMMFitConfig,
-    seed: int,
-    init: str,
-) -> tuple[GMMParams, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fit K components from ``n_inits`` fresh starts (``init``) per element; best by likelihood.
-
-    ``weight_row`` (len(prob_idx),) selects each element's row of ``weights``.
-    Returns params, mean log-likelihood, converged flags and EM iterations, one per element.
-    """
-    n_inits = 1 if k == 1 else cfg.n_inits
-    data_index = problems.problem_data[prob_idx]
-    starts = _fresh_starts(problems, data_index, weight_row, k, weights, cfg, seed, init)
-    fits = fit_candidates(
-        problems, data_index, weights, weight_row, starts, n_inits,
-        replace(cfg, probe_iter=cfg.max_iter),
-    )
-    return fits.params, fits.log_likelihood, fits.converged, fits.iterations
-
-
-def _fresh_starts(problems, data_index, weight_row, k, weights, cfg, seed, init) -> GMMParams:
-    n_inits = 1 if k == 1 else cfg.n_inits
-    device = problems.data.device
-    if k == 1:
-        return moment_params(data_index.shape[0], problems.dim, problems.data.dtype, device)
-    init_index = torch.arange(n_inits, device=device).repeat(data_index.shape[0])
-    uni = _uniforms(seed, k, n_inits, problems.n_points, init, device)
-    return initial_params(
-        problems.data, data_index.repeat_interleave(n_inits), weights,
-        weight_row.repeat_interleave(n_inits), init_index, k, init, uni,
-        reg=cfg.reg_covar, memory_budget=cfg.memory_budget,
-    )
 
 
 # ---------------------------------------------------------------- the K sweep

@@ -19,13 +19,14 @@ import math
 
 import numpy as np
 
-from distmi.kernels.em_compiled import BLOCK, _run_chunks
+from distmi.kernels.em_compiled import _run_chunks
+from distmi.kernels.em_steps_compiled import BLOCK
 from distmi.kernels.numba_math import HAVE_NUMBA
 
 if HAVE_NUMBA:
     import numba
 
-    from distmi.kernels.em_compiled import _coefficients_1d, _coefficients_2d
+    from distmi.kernels.em_steps_compiled import _coefficients_1d, _coefficients_2d
     from distmi.kernels.numba_math import exp_nonpositive, log_positive
 
     _jit = numba.njit(nogil=True, cache=True)
