@@ -9,10 +9,12 @@ loop over points compiles to SIMD code:
   a high and a low part, Cody-Waite), exp(r) by its degree-11 Taylor polynomial (truncation
   error below r^12 / 12! < 2e-15 relative), times 2^k built from the exponent bits. Arguments
   below -708 are clamped (the result, ~3e-308, is far below anything that matters here).
-- ``log(s)`` for normal s > 0: s = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(z),
-  z = (m - 1) / (m + 1), |z| < 0.172, by the odd series to z^21 (error < 1e-16).
+- ``log(s)`` for normal s > 0: s = 2^e m with m in [sqrt(1/2), sqrt(2)) (found by integer
+  arithmetic on the bits, without a branch), log m = 2 atanh(z),
+  z = (m - 1) / (m + 1), |z| < 0.172, by the odd series to z^17 (truncation error
+  < 2 z^19 / 19 < 3e-16).
 
-Measured relative error against numpy: < 1e-14 (exp on [-700, 0]) and < 4e-16 (log).
+Measured error against numpy: < 2e-14 relative (exp on [-700, 0]), < 5e-16 absolute (log).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ except ImportError:  # pragma: no cover - numba is a dependency; the torch path 
 LOG2E = 1.4426950408889634
 LN2_HI = 6.93147180369123816490e-01
 LN2_LO = 1.90821492927058770002e-10
-SQRT2 = math.sqrt(2.0)
+SQRT_HALF_BITS = 0x3FE6A09E667F3BCD  # the float64 bits of sqrt(1/2)
+TWO52 = 4503599627370496.0  # 2^52
+TWO52_BITS = 0x4330000000000000  # the float64 bits of 2^52
 EXP_FLOOR = -708.0
 
 if HAVE_NUMBA:
@@ -69,16 +73,16 @@ if HAVE_NUMBA:
 
     @numba.njit(inline="always", fastmath=True, cache=True)
     def log_positive(s: float) -> float:  # pragma: no cover - compiled
-        """log(s) for a normal float64 s > 0; vectorisable."""
-        bits = float_bits_as_int(s)
-        e = (bits >> 52) - 1023
-        m = int_bits_as_float((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)  # [1, 2)
-        big = m > SQRT2
-        m = m * 0.5 if big else m
-        e = e + 1 if big else e
+        """log(s) for a normal float64 s > 0; vectorisable (no branches)."""
+        # subtracting the bits of sqrt(1/2) makes the exponent field count from there, so the
+        # mantissa lands in [sqrt(1/2), sqrt(2)) without a comparison
+        ix = float_bits_as_int(s) - SQRT_HALF_BITS
+        # the exponent as a float without an int64 -> float64 conversion (which has no packed
+        # AVX2 instruction): 2^52 + u read from its bits, with u = exponent + 1024 >= 0
+        e = int_bits_as_float(TWO52_BITS + (ix >> 52) + 1024) - (TWO52 + 1024.0)
+        m = int_bits_as_float((ix & 0x000FFFFFFFFFFFFF) + SQRT_HALF_BITS)
         z = (m - 1.0) / (m + 1.0)
         z2 = z * z
         p = z * (2.0 + z2 * (2.0 / 3 + z2 * (2.0 / 5 + z2 * (2.0 / 7 + z2 * (2.0 / 9 + z2 * (
-            2.0 / 11 + z2 * (2.0 / 13 + z2 * (2.0 / 15 + z2 * (2.0 / 17 + z2 * (
-                2.0 / 19 + z2 * (2.0 / 21)))))))))))
+            2.0 / 11 + z2 * (2.0 / 13 + z2 * (2.0 / 15 + z2 * (2.0 / 17)))))))))
         return e * LN2_HI + (p + e * LN2_LO)
