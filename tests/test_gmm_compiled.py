@@ -121,7 +121,7 @@ def test_fast_exp_and_log():
 
     from distmi.kernels.numba_math import exp_nonpositive, log_positive
 
-    @njit
+    @njit(fastmath=True)  # inlined into fastmath loops, as in the kernels
     def both(x, s):
         e = np.empty_like(x)
         lg = np.empty_like(s)
@@ -133,7 +133,7 @@ def test_fast_exp_and_log():
     x = -np.concatenate([np.linspace(0, 700, 200_001), np.geomspace(1e-300, 1, 1001)])
     s = np.concatenate([np.geomspace(1e-300, 1e300, 200_001), np.linspace(1, 50, 1001)])
     e, lg = both(x, s)
-    np.testing.assert_allclose(e, np.exp(x), rtol=2e-14, atol=0)
+    np.testing.assert_allclose(e, np.exp(x), rtol=1e-13, atol=0)
     np.testing.assert_allclose(lg, np.log(s), rtol=5e-16, atol=5e-16)
     assert both(np.array([-1e4]), np.array([1.0]))[0][0] < 1e-300  # clamped, not garbage
 

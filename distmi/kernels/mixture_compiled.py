@@ -5,7 +5,10 @@ sum of terms E_m[log m(z)] over marginal mixtures m (the joint and each variable
 term is integrated with the same per-component rule (a node set t_j with weights v_j for the
 standard normal, placed at mu_k + L_k t_j with weight pi_k v_j):
 
-    E_m[log m] ~= sum_k pi_k sum_j v_j log m(mu_k + L_k t_j).
+    E_m[log m] ~= sum_k pi_k sum_j v_j log m(mu_k + L_k t_j)
+
+(a single Gaussian gets its closed form, -1/2 (D log 2 pi e + log|S|), which the rule also
+integrates exactly).
 
 :func:`negentropy_compiled` evaluates that sum without materialising the points (G mixtures x
 K components x J nodes), with the blocked log-sum-exp of :mod:`distmi.kernels.em_compiled`
@@ -112,6 +115,14 @@ if HAVE_NUMBA:
         cur_cov = np.empty((k_total, dim, dim))
         for g in elements:
             _prepare(logw[g], cov[g], dim, cur_cov, whiten, logc)
+            live = 0
+            for k in range(k_total):
+                if logw[g, k] > -np.inf:
+                    live += 1
+                    last = k
+            if live == 1:  # one Gaussian: E log N = log c - D / 2 exactly (log c = logc[k])
+                out[g] = logc[last] - 0.5 * dim
+                continue
             total = 0.0
             for k in range(k_total):
                 pi = math.exp(logw[g, k])
