@@ -28,7 +28,7 @@ def main() -> None:
     for key in sorted(arrays.files, key=lambda k: int(k.split("_")[1])):
         data = arrays[key]
         params = MIDistParamHolder(n_bootstrap=n_bootstrap)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         estimator = EstimateMI()
         try:
             if categorical:
@@ -41,8 +41,11 @@ def main() -> None:
         except Exception as exc:  # the reference crashes on some resamples
             mi, std, error = float("nan"), float("nan"), f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - start
+        cpu_seconds = time.process_time() - cpu
         n_comp = getattr(estimator, "best_components", None)
+        std = float("nan") if std is None else std  # a single fit (n_bootstrap=0) has no std
         out.append({"mi": float(mi), "std": float(std), "seconds": seconds,
+                    "cpu_seconds": cpu_seconds,
                     "n_components": None if n_comp is None else int(n_comp), "error": error})
     print(json.dumps(out))
 

@@ -5,10 +5,11 @@ the number of components by cross-validated held-out likelihood, then
 
     I(X; Y) = E_{p(x,y)}[ log p(x, y) - log p(x) - log p(y) ]
 
-from the fitted mixture (marginals of a GMM are GMMs). Bootstrap replicates (multinomial
-weights over one copy of the data, warm-started EM) give the standard error and a percentile
-interval. Every fit of a call (inits x folds x candidate K, then replicates) runs as a batched
-tensor program (:mod:`distmi.kernels.gmm_select`).
+from the fitted mixture (marginals of a GMM are GMMs). K grows by splitting components of the
+K fit (:mod:`distmi.kernels.gmm_select`). Bootstrap replicates (multinomial weights over one
+copy of the data, warm-started EM) give the standard error and a bias-corrected (BCa)
+interval. Every fit of a call (starts x folds x candidate K, then replicates) runs as one
+batch (:mod:`distmi.kernels.gmm_refit`; compiled kernels on CPU for 1-D/2-D mixtures).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class GMMMI(MIEstimator):
     Attributes:
         mi_: point estimate in nats (MI of the full-data fit).
         mi_std_: bootstrap standard deviation (ddof=1).
-        ci_: (low, high) percentile interval at ``ci_level``.
+        ci_: (low, high) interval at ``ci_level`` (BCa unless ``ci_method`` says otherwise).
         n_components_: chosen number of components (max over classes for a discrete y).
         converged_: every EM run converged.
         bootstrap_: (n_bootstrap,) replicate estimates.
@@ -84,7 +85,7 @@ class GMMMI(MIEstimator):
         select: str = "cv",
         n_folds: int = 2,
         n_inits: int = 3,
-        init: str = "kmeans++",
+        init: str = "split",
         threshold: float = 1e-5,
         patience: int = 1,
         reg_covar: float = 1e-6,
@@ -95,6 +96,13 @@ class GMMMI(MIEstimator):
         n_nodes: int | None = None,
         ci_level: float = 0.95,
         jitter: float = 0.0,
+        select_samples: int | None = 5000,
+        probe_iter: int = 5,
+        stop_hopeless: bool = True,
+        ci_method: str = "bca",
+        n_jackknife: int = 10,
+        bootstrap_init: str = "warm",
+        backend: str = "auto",
         device: str = "cpu",
     ) -> None:
         self.n_bootstrap = n_bootstrap
@@ -116,6 +124,13 @@ class GMMMI(MIEstimator):
         self.n_nodes = n_nodes
         self.ci_level = ci_level
         self.jitter = jitter
+        self.select_samples = select_samples
+        self.probe_iter = probe_iter
+        self.stop_hopeless = stop_hopeless
+        self.ci_method = ci_method
+        self.n_jackknife = n_jackknife
+        self.bootstrap_init = bootstrap_init
+        self.backend = backend
         self.device = device
 
     method = "gmm"

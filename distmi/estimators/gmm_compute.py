@@ -8,7 +8,9 @@ Categorical y: one mixture p(x | c) per (pair, class), fitted with the class mas
 weights; the class prior is the empirical one, per bootstrap replicate.
 
 Point estimate = MI of the full-data fit; std = bootstrap standard deviation (ddof=1);
-CI = percentile interval of the bootstrap replicates.
+CI = a bootstrap interval that corrects for the resampling bias of the replicates (BCa by
+default, with the acceleration from a delete-a-group jackknife; or the basic interval; the
+plain percentile interval on request), from :mod:`distmi.kernels.significance`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from distmi.core.validation import check_min_samples
 from distmi.estimators.gmm_config import GMMMIConfig
 from distmi.kernels.em import GMMParams
 from distmi.kernels.gmm_mi_integral import categorical_mi, expected_log_ratio, resolve_scheme
-from distmi.kernels.gmm_select import GMMFitConfig, Problems, fit_problems
+from distmi.kernels.gmm_problems import GMMFitConfig, Problems, bootstrap_counts, jackknife_masks
+from distmi.kernels.gmm_refit import FitOutput, fit_problems
+from distmi.kernels.significance import basic_interval, bca_interval, jackknife_acceleration
 
 
 def resolve_device(name: str) -> torch.device:
@@ -98,29 +102,92 @@ def _min_samples_check(n: int, cfg: GMMMIConfig, dim: int, what: str) -> None:
     )
 
 
-def _summarise(
-    value: float,
+def n_jackknife_groups(cfg: GMMMIConfig, n_bootstrap: int) -> int:
+    """Jackknife refits needed: only BCa intervals use them (and only with >= 2 replicates)."""
+    return cfg.n_jackknife if cfg.ci_method == "bca" and n_bootstrap >= 2 else 0
+
+
+def intervals(value: np.ndarray, boot: np.ndarray, jack: np.ndarray | None,
+              cfg: GMMMIConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Interval ends (P,), (P,) by ``cfg.ci_method`` from estimates (P,), replicates (P, B)
+    and jackknife values (P, J) (BCa acceleration; None or J = 0: a = 0)."""
+    if cfg.ci_method == "percentile":
+        ends = np.array([percentile_interval(b, cfg.ci_level) for b in boot]).reshape(-1, 2)
+        return ends[:, 0], ends[:, 1]
+    if cfg.ci_method == "basic":
+        return basic_interval(value, boot, cfg.ci_level)
+    accel = jackknife_acceleration(jack) if jack is not None and jack.shape[1] >= 3 else None
+    return bca_interval(value, boot, cfg.ci_level, accel)
+
+
+def summarise(
+    values: np.ndarray,
     boot: np.ndarray,
+    jack: np.ndarray | None,
+    diagnostics: list[dict],
     *,
     n: int,
     cfg: GMMMIConfig,
     seed: int,
     n_bootstrap: int,
-    diagnostics: dict,
-) -> MIResult:
+) -> list[MIResult]:
+    """One MIResult per problem from point estimates (P,), replicates (P, B), jackknife (P, J)."""
+    p = values.shape[0]
     if n_bootstrap >= 2:
-        std = float(np.std(boot, ddof=1))
-        ci = percentile_interval(boot, cfg.ci_level)
-        diagnostics["bootstrap_mean"] = float(np.mean(boot))
+        std = np.std(boot, axis=1, ddof=1)
+        low, high = intervals(values, boot, jack, cfg)
     else:
-        std, ci = math.nan, (math.nan, math.nan)
+        std = np.full(p, math.nan)
+        low = high = np.full(p, math.nan)
+    for i in range(p):
+        diagnostics[i].update(_status(diagnostics[i], values[i], boot[i], std[i], low[i], high[i],
+                                      cfg))
     params = cfg.model_dump()
     params.update(random_state=seed, n_bootstrap=n_bootstrap)
-    diagnostics["bootstrap"] = boot.tolist()
-    return MIResult(
-        value=float(value), std=std, ci=ci, n_samples=n, method="gmm",
-        params=params, diagnostics=diagnostics,
-    )
+    out = []
+    for i in range(p):
+        diag = diagnostics[i]
+        if n_bootstrap >= 2:
+            diag["bootstrap_mean"] = float(np.mean(boot[i]))
+            # resampling bias of the replicates, removed once: 2 theta - mean(theta*)
+            diag["bias_corrected"] = float(2.0 * values[i] - np.mean(boot[i]))
+        if jack is not None and jack.shape[1]:
+            diag["jackknife"] = jack[i].tolist()
+        diag["bootstrap"] = boot[i].tolist()
+        out.append(MIResult(
+            value=float(values[i]), std=float(std[i]), ci=(float(low[i]), float(high[i])),
+            n_samples=n, method="gmm", params=dict(params), diagnostics=diag,
+        ))
+    return out
+
+
+def _status(diag: dict, value: float, boot: np.ndarray, std: float, low: float, high: float,
+            cfg: GMMMIConfig) -> dict:
+    """``status`` ("ok" or "warning") and ``warnings`` (one string, "; "-separated) of a result:
+    conditions under which the estimate or its interval deserve a second look."""
+    notes = []
+    if not diag["converged"]:
+        notes.append(f"EM did not converge within max_iter={cfg.max_iter}")
+    if cfg.n_components is None and diag["n_components"] >= cfg.max_components:
+        notes.append(f"K reached max_components={cfg.max_components}: the mixture may need "
+                     "more components (raise max_components)")
+    if diag.get("sample_limited"):
+        notes.append("K was capped by the sample size while still improving: the density may "
+                     "be under-fitted (collect more samples)")
+    if boot.size >= 2 and np.isfinite(std) and abs(np.mean(boot) - value) > max(std, 1e-12):
+        notes.append("the bootstrap replicates are biased by more than their spread (typical "
+                     "of MI near 0 or small samples): the interval is centred on the "
+                     "bias-corrected estimate")
+    if np.isfinite(low) and not low <= value <= high:
+        notes.append("the point estimate lies outside its bias-corrected interval")
+    return {"status": "warning" if notes else "ok", "warnings": "; ".join(notes)}
+
+
+def fit_diagnostics(fit: FitOutput, rows: slice | int) -> dict:
+    """EM iteration counts per stage of problem(s) ``rows`` (summed over classes)."""
+    out = {f"em_iter_{stage}": int(it[rows].sum()) for stage, it in fit.em_iterations.items()}
+    out["sample_limited"] = bool(fit.sample_limited[rows].any())
+    return out
 
 
 def continuous_pairs(
@@ -151,7 +218,8 @@ def continuous_pairs(
         base_weights=torch.ones((1, n), dtype=torch.float64, device=device),
         problem_base=torch.zeros(p, dtype=torch.long, device=device),
     )
-    fit = fit_problems(problems, _fit_config(cfg), seed, n_bootstrap)
+    n_jack = n_jackknife_groups(cfg, n_bootstrap)
+    fit = fit_problems(problems, _fit_config(cfg), seed, n_bootstrap, n_jack)
     x_dims, y_dims = list(group_dims[0]), list(group_dims[1])
     all_dims = list(range(dim))
     if conditional:
@@ -166,19 +234,22 @@ def continuous_pairs(
         if fit.boot is not None
         else np.zeros((p, 0))
     )
-    out = []
+    jack_mi = (
+        expected_log_ratio(fit.jack, terms, **kwargs).cpu().numpy().reshape(p, n_jack)
+        if fit.jack is not None
+        else None
+    )
+    diagnostics = []
     for i in range(p):
-        diagnostics = {
+        diagnostics.append({
             "n_components": int(fit.n_components[i]),
             "converged": bool(fit.converged[i]),
             "selection_scores": fit.selection_scores[i],
             "integration": kwargs["scheme"],
-        }
-        out.append(
-            _summarise(full_mi[i], boot_mi[i], n=n, cfg=cfg, seed=seed,
-                       n_bootstrap=n_bootstrap, diagnostics=diagnostics)
-        )
-    return out
+            **fit_diagnostics(fit, i),
+        })
+    return summarise(full_mi, boot_mi, jack_mi, diagnostics, n=n, cfg=cfg, seed=seed,
+                     n_bootstrap=n_bootstrap)
 
 
 def _class_params(params: GMMParams, n_pairs: int, n_classes: int, reps: int) -> list[GMMParams]:
@@ -222,8 +293,10 @@ def categorical_pairs(
         base_weights=torch.as_tensor(masks, device=device),
         problem_base=torch.arange(n_classes, device=device).repeat(p),
     )
-    fit = fit_problems(problems, _fit_config(cfg), seed, n_bootstrap)
+    n_jack = n_jackknife_groups(cfg, n_bootstrap)
+    fit = fit_problems(problems, _fit_config(cfg), seed, n_bootstrap, n_jack)
     kwargs = _integration_kwargs(cfg, dim, seed, device)
+    masks_t = torch.as_tensor(masks.T, device=device)  # (N, C)
 
     log_prior_full = torch.log(torch.as_tensor(class_counts / n, device=device))
     full_mi = categorical_mi(
@@ -231,30 +304,35 @@ def categorical_pairs(
         log_prior_full.expand(p, -1),
         **kwargs,
     ).cpu().numpy()
+    boot_mi = np.zeros((p, 0))
     if fit.boot is not None:
-        from distmi.kernels.gmm_select import bootstrap_counts
-
         counts = bootstrap_counts(seed, n, n_bootstrap, device)  # (B, N)
-        prior = counts @ torch.as_tensor(masks.T, device=device) / n  # (B, C)
+        prior = counts @ masks_t / counts.sum(-1, keepdim=True)  # (B, C)
         boot_mi = categorical_mi(
             _class_params(fit.boot, p, n_classes, n_bootstrap),
             torch.log(prior).repeat(p, 1),
             **kwargs,
         ).cpu().numpy().reshape(p, n_bootstrap)
-    else:
-        boot_mi = np.zeros((p, 0))
-    out = []
+    jack_mi = None
+    if fit.jack is not None:
+        keep = jackknife_masks(seed, n, n_jack, device)  # (J, N)
+        prior = keep @ masks_t / keep.sum(-1, keepdim=True)
+        jack_mi = categorical_mi(
+            _class_params(fit.jack, p, n_classes, n_jack),
+            torch.log(prior).repeat(p, 1),
+            **kwargs,
+        ).cpu().numpy().reshape(p, n_jack)
+    diagnostics = []
     for i in range(p):
-        ks = fit.n_components[i * n_classes : (i + 1) * n_classes].tolist()
-        diagnostics = {
+        rows = slice(i * n_classes, (i + 1) * n_classes)
+        ks = fit.n_components[rows].tolist()
+        diagnostics.append({
             "n_components": int(max(ks)),
             "n_components_per_class": ks,
-            "converged": bool(fit.converged[i * n_classes : (i + 1) * n_classes].all()),
+            "converged": bool(fit.converged[rows].all()),
             "class_prior": (class_counts / n).tolist(),
             "integration": kwargs["scheme"],
-        }
-        out.append(
-            _summarise(full_mi[i], boot_mi[i], n=n, cfg=cfg, seed=seed,
-                       n_bootstrap=n_bootstrap, diagnostics=diagnostics)
-        )
-    return out
+            **fit_diagnostics(fit, rows),
+        })
+    return summarise(full_mi, boot_mi, jack_mi, diagnostics, n=n, cfg=cfg, seed=seed,
+                     n_bootstrap=n_bootstrap)

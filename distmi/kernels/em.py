@@ -15,14 +15,21 @@ Weighted EM (Dempster et al. 1977) with weights w_n >= 0:
 Each element stops on its own when the weighted mean log-likelihood changes by less than
 ``tol``; finished elements are compacted out of the working set so stragglers cost little.
 Singular covariances escalate their own ridge (:func:`safe_cholesky`), never raise.
+
+Two backends compute the same thing: this module's batched torch loop (any D, CPU or GPU) and
+the compiled kernels of :mod:`distmi.kernels.em_compiled` (CPU, D = 1 or 2: fused per-element
+EM, ~3x faster per iteration and free of padding). ``backend="auto"`` picks the compiled one
+where it applies; both use ``torch.get_num_threads()`` threads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from distmi.kernels import em_compiled
 from distmi.kernels.gaussian_features import (
     component_coefficients,
     component_log_prob,
@@ -93,12 +100,15 @@ class EMResult:
         log_likelihood: (G,) weighted mean log-likelihood at the end.
         n_iter: (G,) EM iterations used.
         converged: (G,) bool.
+        previous: (G, 2) the log-likelihoods of the two iterations before the last (-inf
+            where there were none): their differences show how fast EM is still improving.
     """
 
     params: GMMParams
     log_likelihood: torch.Tensor
     n_iter: torch.Tensor
     converged: torch.Tensor
+    previous: torch.Tensor | None = None
 
 
 def m_step(
@@ -187,6 +197,8 @@ def _em_loop(
     w_sum = w_w.sum(-1)  # (Ga,)
     running = torch.ones(g_total, dtype=torch.bool, device=device)  # (Ga,)
     prev_ll = torch.full((g_total,), -torch.inf, dtype=features.dtype, device=device)
+    prev2_ll = prev_ll.clone()
+    out_prev = torch.full((g_total, 2), -torch.inf, dtype=features.dtype, device=device)
     coef, bias, _ = component_coefficients(par_w.log_weights, par_w.means, par_w.covariances)
     for it in range(1, max_iter + 1):
         ll, resp_w = _e_step(feat_t, w_w, w_sum, coef, bias)
@@ -194,6 +206,8 @@ def _em_loop(
         run_idx = active[running]
         n_iter[run_idx] = it
         out_ll[run_idx] = ll[running]
+        out_prev[run_idx, 0] = prev_ll[running]
+        out_prev[run_idx, 1] = prev2_ll[running]
         if bool(done.any()):
             # finished elements keep the parameters whose likelihood met the tolerance
             fin = done.nonzero()[:, 0]
@@ -214,18 +228,18 @@ def _em_loop(
             )
             coef = torch.where(running[:, None, None], new_coef, coef)
             bias = torch.where(running[:, None], new_bias, bias)
-        prev_ll = ll
+        prev2_ll, prev_ll = prev_ll, ll
         if n_running < compact_below * len(active):
             sel = running.nonzero()[:, 0]
             active, feat_w, feat_t = active[sel], feat_w[sel], feat_t[sel]
             w_w, w_sum, par_w = w_w[sel], w_sum[sel], par_w.index(sel)
             coef, bias = coef[sel], bias[sel]
-            prev_ll, running = prev_ll[sel], running[sel]
+            prev_ll, prev2_ll, running = prev_ll[sel], prev2_ll[sel], running[sel]
     if bool(running.any()):
         # elements that hit max_iter keep the parameters of their last evaluated likelihood
         sel = running.nonzero()[:, 0]
         out.assign(active[sel], par_w.index(sel))
-    return EMResult(out, out_ll, n_iter, converged)
+    return EMResult(out, out_ll, n_iter, converged, out_prev)
 
 
 def chunk_size(n_points: int, n_components: int, dim: int, budget_bytes: float) -> int:
@@ -233,6 +247,20 @@ def chunk_size(n_points: int, n_components: int, dim: int, budget_bytes: float) 
     n_feat = dim + dim * (dim + 1) // 2
     per_element = 8 * n_points * (3 * n_components + 2 * n_feat + 4)
     return max(1, int(budget_bytes // per_element))
+
+
+def _use_compiled(backend: str, dim: int, device: torch.device) -> bool:
+    if backend not in ("auto", "torch", "compiled"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'compiled', got {backend!r}")
+    ok = em_compiled.supports(dim, device.type)
+    if backend == "compiled" and not ok:
+        raise ValueError("the compiled EM backend needs numba, CPU tensors and D <= 2")
+    return backend != "torch" and ok
+
+
+def _np(t: torch.Tensor, dtype=None) -> np.ndarray:
+    arr = t.detach().contiguous().numpy()
+    return arr if dtype is None else arr.astype(dtype, copy=False)
 
 
 def em_fit(
@@ -246,6 +274,7 @@ def em_fit(
     tol: float = 1e-5,
     max_iter: int = 10_000,
     memory_budget: float = 256e6,
+    backend: str = "auto",
 ) -> EMResult:
     """Fit G mixtures by weighted EM, chunked to a memory budget.
 
@@ -258,10 +287,22 @@ def em_fit(
         reg: ridge added to covariance diagonals (escalates automatically on collapse).
         tol: per-element tolerance on the change of the weighted mean log-likelihood.
         max_iter: iteration cap per element.
-        memory_budget: bytes of working memory per chunk.
+        memory_budget: bytes of working memory per chunk (torch backend).
+        backend: ``"auto"``, ``"torch"`` or ``"compiled"`` (see the module docstring).
     """
     g_total = data_index.shape[0]
     dim = data.shape[-1]
+    if _use_compiled(backend, dim, data.device):
+        lw, mu, cov, ll, n_iter, conv, prev = em_compiled.em_fit_compiled(
+            _np(data), _np(data_index, np.int64), _np(weights), _np(weight_index, np.int64),
+            _np(init.log_weights), _np(init.means), _np(init.covariances),
+            reg=reg, tol=tol, max_iter=max_iter, n_threads=torch.get_num_threads(),
+        )
+        return EMResult(
+            GMMParams(torch.from_numpy(lw), torch.from_numpy(mu), torch.from_numpy(cov)),
+            torch.from_numpy(ll), torch.from_numpy(n_iter), torch.from_numpy(conv),
+            torch.from_numpy(prev),
+        )
     step = chunk_size(data.shape[1], init.n_components, dim, memory_budget)
     parts: list[EMResult] = []
     for start in range(0, g_total, step):
@@ -283,6 +324,7 @@ def em_fit(
         torch.cat([p.log_likelihood for p in parts]),
         torch.cat([p.n_iter for p in parts]),
         torch.cat([p.converged for p in parts]),
+        torch.cat([p.previous for p in parts]),
     )
 
 
@@ -293,12 +335,21 @@ def score(
     weight_index: torch.Tensor,
     params: GMMParams,
     memory_budget: float = 256e6,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Weighted mean log-likelihood of each element under its mixture, shape (G,).
 
     Used for held-out cross-validation scores (weights = held-out fold masks).
     """
     g_total = data_index.shape[0]
+    if g_total == 0:
+        return torch.empty(0, dtype=data.dtype, device=data.device)
+    if _use_compiled(backend, data.shape[-1], data.device):
+        return torch.from_numpy(em_compiled.score_compiled(
+            _np(data), _np(data_index, np.int64), _np(weights), _np(weight_index, np.int64),
+            _np(params.log_weights), _np(params.means), _np(params.covariances),
+            n_threads=torch.get_num_threads(),
+        ))
     step = chunk_size(data.shape[1], params.n_components, data.shape[-1], memory_budget)
     out = []
     for start in range(0, g_total, step):

@@ -10,9 +10,13 @@ starts when fitted alone, which makes batched and one-at-a-time results identica
   w_n min_c ||x_n - c||^2 (inverse-CDF with the shared uniforms); ten weighted Lloyd
   (k-means) steps refine the centres, points are assigned to their nearest centre and an
   M-step gives the starting mixture (close to scikit-learn's ``init_params="kmeans"``).
+- ``"split"`` (:func:`split_candidates`): K + 1 components grown from a fitted K-component
+  mixture by splitting one component along an eigen-axis; deterministic.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -105,3 +109,74 @@ def initial_params(
             raise ValueError(f"unknown init {method!r}")
         parts.append(m_step(quadratic_features(x), resp * w[:, None, :], dim, reg)[0])
     return GMMParams.cat(parts)
+
+
+def moment_params(n_elements: int, dim: int, dtype: torch.dtype, device) -> GMMParams:
+    """A one-component start for G elements (mean 0, identity covariance): EM with K = 1 is
+    exact after its first M-step, whatever the start."""
+    return GMMParams(
+        torch.zeros((n_elements, 1), dtype=dtype, device=device),
+        torch.zeros((n_elements, 1, dim), dtype=dtype, device=device),
+        torch.eye(dim, dtype=dtype, device=device).expand(n_elements, 1, dim, dim).clone(),
+    )
+
+
+SPLIT_OFFSET = math.sqrt(2.0 / math.pi)  # mean of a half-normal, in sd
+
+
+def n_split_candidates(n_components: int, dim: int, n_inits: int) -> int:
+    """How many split starts a K-component parent yields: min(n_inits, K * D)."""
+    return min(n_inits, n_components * dim)
+
+
+def split_candidates(parent: GMMParams, n_inits: int) -> GMMParams:
+    """(K+1)-component starts grown from K-component mixtures by splitting one component.
+
+    Every (component k, eigen-axis a) pair is a candidate split, ranked by pi_k lambda_{k,a}
+    (mass times variance along the axis: where a wide, heavy component hides structure); the
+    top C = min(n_inits, K D) become starts. Splitting N(mu, S) with eigenpair (lambda, v)
+    into two halves at its median hyperplane and matching each half's first two moments gives
+
+        pi' = pi / 2,  mu' = mu +- sqrt(2/pi) sqrt(lambda) v,  S' = S - (2/pi) lambda v v^T,
+
+    which is positive definite (variance lambda (1 - 2/pi) along v, unchanged across it). The
+    new component is appended at index K. No random numbers are involved, so a problem's
+    starts never depend on its batch.
+
+    Args:
+        parent: G mixtures with K components (finite log weights).
+        n_inits: the most candidates per mixture.
+    Returns:
+        G * C mixtures with K + 1 components, element-major (row g * C + c).
+    """
+    g, k, d = parent.means.shape
+    c_count = n_split_candidates(k, d, n_inits)
+    evals, evecs = torch.linalg.eigh(parent.covariances)  # (G, K, D), (G, K, D, D) columns
+    evals = evals.clamp(min=0.0)
+    score = (torch.exp(parent.log_weights)[..., None] * evals).reshape(g, k * d)
+    order = torch.argsort(-score, dim=1, stable=True)[:, :c_count]  # (G, C)
+    comp, axis = order // d, order % d
+    rows = torch.arange(g, device=order.device)[:, None].expand(g, c_count)
+    lam = evals[rows, comp, axis]  # (G, C)
+    vec = evecs[rows, comp, :, axis]  # (G, C, D)
+    shift = (SPLIT_OFFSET * torch.sqrt(lam))[..., None] * vec  # (G, C, D)
+    shrink = (SPLIT_OFFSET**2 * lam)[..., None, None] * vec[..., :, None] * vec[..., None, :]
+
+    lw = parent.log_weights[:, None].expand(g, c_count, k).clone()  # (G, C, K)
+    mu = parent.means[:, None].expand(g, c_count, k, d).clone()
+    cov = parent.covariances[:, None].expand(g, c_count, k, d, d).clone()
+    cand = torch.arange(c_count, device=order.device)[None, :].expand(g, c_count)
+    half = lw[rows, cand, comp] - math.log(2.0)
+    base_mu = mu[rows, cand, comp]
+    new_cov = cov[rows, cand, comp] - shrink
+    lw[rows, cand, comp] = half
+    mu[rows, cand, comp] = base_mu + shift
+    cov[rows, cand, comp] = new_cov
+    lw = torch.cat([lw, half[..., None]], dim=2)
+    mu = torch.cat([mu, (base_mu - shift)[:, :, None]], dim=2)
+    cov = torch.cat([cov, new_cov[:, :, None]], dim=2)
+    return GMMParams(
+        lw.reshape(g * c_count, k + 1),
+        mu.reshape(g * c_count, k + 1, d),
+        cov.reshape(g * c_count, k + 1, d, d),
+    )

@@ -35,6 +35,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from distmi.kernels import mixture_compiled
 from distmi.kernels.em import GMMParams
 from distmi.kernels.gaussian_features import mixture_log_density, safe_cholesky
 
@@ -50,13 +51,13 @@ def _sobol_normals(dim: int, n_points: int) -> np.ndarray:
     """A fixed scrambled Sobol set mapped to N(0, I), shape (n_points, dim).
 
     The set is whitened to mean exactly 0 and covariance exactly I, so expectations of
-    quadratics (a single Gaussian's log-density) are integrated exactly.
+    quadratics (a single Gaussian's log-density) are integrated exactly. (torch's Sobol
+    engine rather than scipy's: importing ``scipy.stats`` costs a second per process.)
     """
-    from scipy.stats import norm, qmc
-
     m = int(np.ceil(np.log2(n_points)))
-    u = qmc.Sobol(dim, scramble=True, seed=20221031).random_base2(m)[:n_points]
-    t = norm.ppf(np.clip(u, 1e-12, 1 - 1e-12))
+    engine = torch.quasirandom.SobolEngine(dim, scramble=True, seed=20221031)
+    u = engine.draw(2**m, dtype=torch.float64)[:n_points].clamp_(1e-12, 1 - 1e-12)
+    t = torch.special.ndtri(u).numpy()
     t = t - t.mean(0)
     chol = np.linalg.cholesky(t.T @ t / len(t))
     return np.linalg.solve(chol, t.T).T
@@ -116,6 +117,40 @@ def integration_points(
     raise ValueError(f"unknown integration scheme {scheme!r}")
 
 
+def standard_nodes(dim: int, n_nodes: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The quadrature rule for N(0, I) that every component's nodes are placed from:
+    (J, D) nodes and (J,) weights summing to 1 (the 1-D trapezoid grid or the whitened
+    Sobol set)."""
+    if dim == 1:
+        steps = np.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, n_nodes or DEFAULT_NODES[1])
+        w = np.exp(-0.5 * steps**2)
+        w[0] *= 0.5
+        w[-1] *= 0.5
+        return steps[:, None], w / w.sum()
+    nodes = _sobol_normals(dim, n_nodes or DEFAULT_NODES.get(dim, 4096))
+    return nodes, np.full(len(nodes), 1.0 / len(nodes))
+
+
+def negentropy(params: GMMParams, n_nodes: int | None = None) -> torch.Tensor:
+    """E_m[log m] (G,) of G mixtures by the per-component quadrature rule.
+
+    CPU mixtures of 1 or 2 dimensions use the compiled kernel of
+    :mod:`distmi.kernels.mixture_compiled` (no points are materialised); otherwise the points
+    of :func:`integration_points` are evaluated with torch.
+    """
+    d = params.means.shape[-1]
+    if mixture_compiled.supports(d, params.means.device.type):
+        nodes, node_w = standard_nodes(d, n_nodes)
+        return torch.from_numpy(mixture_compiled.negentropy_compiled(
+            nodes, node_w, params.log_weights.numpy(), params.means.numpy(),
+            params.covariances.numpy(), n_threads=torch.get_num_threads(),
+        ))
+    pts, w = integration_points(params, "quadrature", n_nodes=n_nodes)
+    log_p = mixture_log_density(pts, params.log_weights, params.means, params.covariances)
+    # zero-weight nodes (padding components) may hold any finite value
+    return (w * torch.where(w > 0, log_p, torch.zeros_like(log_p))).sum(-1)
+
+
 def _grid_1d(params: GMMParams, n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Trapezoid rule for 1-D mixtures, one even grid per component over mean +- 10 sd.
 
@@ -163,32 +198,35 @@ def expected_log_ratio(
     ``[(1, all), (-1, x_dims), (-1, y_dims)]``.
 
     With quadrature each term is integrated over its own marginal, E_p[f(z_S)] =
-    E_{p_S}[f(z_S)], on the Gauss-Hermite grid of its own dimension (a 1-D marginal gets 64
-    nodes instead of the projection of a 2-D grid). Monte Carlo draws joint samples once and
-    projects them onto each term's dimensions (common random numbers across terms).
+    E_{p_S}[f(z_S)] (:func:`negentropy`), with the rule of its own dimension. Monte Carlo
+    draws joint samples once and projects them onto each term's dimensions (common random
+    numbers across terms).
     """
     scheme = resolve_scheme(params.means.shape[-1], scheme)
-    out = []
+    d = params.means.shape[-1]
+    device = params.means.device
     g_total = params.means.shape[0]
-    for start in range(0, g_total, chunk):
-        idx = torch.arange(start, min(start + chunk, g_total), device=params.means.device)
+    if scheme == "quadrature" and all(
+        mixture_compiled.supports(len(dims), device.type) for _, dims in terms
+    ):
+        chunk = g_total  # the compiled kernel materialises nothing: no need to chunk
+    out = []
+    for start in range(0, g_total, max(chunk, 1)):
+        idx = torch.arange(start, min(start + chunk, g_total), device=device)
         sub = params.index(idx)
-        if scheme == "mc":
-            pts, w = integration_points(
-                sub, scheme, mc_normals=mc_normals, mc_uniforms=mc_uniforms
-            )
-        total = torch.zeros(idx.shape[0], dtype=params.means.dtype, device=params.means.device)
+        total = torch.zeros(idx.shape[0], dtype=params.means.dtype, device=device)
+        if scheme == "quadrature":
+            for sign, dims in terms:
+                nodes = n_nodes if len(dims) == d and n_nodes else None
+                total = total + sign * negentropy(marginal(sub, dims), nodes)
+            out.append(total)
+            continue
+        pts, w = integration_points(sub, scheme, mc_normals=mc_normals, mc_uniforms=mc_uniforms)
         for sign, dims in terms:
             m = marginal(sub, dims)
-            if scheme == "quadrature":
-                nodes = n_nodes if len(dims) == params.means.shape[-1] and n_nodes else None
-                pts_t, w_t = integration_points(m, scheme, n_nodes=nodes)
-            else:
-                dims_idx = torch.as_tensor(list(dims), device=pts.device)
-                pts_t, w_t = pts[..., dims_idx], w
-            log_p = mixture_log_density(pts_t, m.log_weights, m.means, m.covariances)
-            # zero-weight nodes (padding components) may hold any finite value
-            total = total + sign * (w_t * torch.where(w_t > 0, log_p, torch.zeros_like(log_p))).sum(-1)
+            dims_idx = torch.as_tensor(list(dims), device=device)
+            log_p = mixture_log_density(pts[..., dims_idx], m.log_weights, m.means, m.covariances)
+            total = total + sign * (w * log_p).sum(-1)
         out.append(total)
     return torch.cat(out)
 

@@ -1,342 +1,292 @@
-"""Component selection, full-data fits and bootstrap refits for many GMM problems at once.
+"""Choosing the number of components K for many GMM problems at once.
 
-A *problem* is one mixture to fit: a data row (P, N, D) and a base weight row (ones for a
-joint fit, a class mask for a class-conditional fit). For Q problems this module
+A *problem* is one mixture to fit: a data row (P, N, D) and a base weight row (ones for a joint
+fit, a class mask for a class-conditional fit). GMM-MI's rule (Piras et al. 2023): for K = 1,
+2, ... score K by the held-out mean log-likelihood of fits on the training folds of one fixed
+shuffled split (``select="cv"``; ``"aic"``/``"bic"`` score full-data fits instead), stop after
+``patience`` steps that improve by less than ``threshold``; K* = the last improving K. All
+problems still searching are fitted together for each K.
 
-1. chooses K per problem (GMM-MI's rule): for K = 1, 2, ... fit ``n_inits`` x ``n_folds`` EM
-   runs on the training folds (one fixed shuffled split), score = held-out mean log-likelihood
-   averaged over folds, best init; stop after ``patience`` steps whose improvement is below
-   ``threshold``; K* = the last improving K. All problems still searching are fitted together
-   for each K. ``select="aic"``/``"bic"`` score full-data fits instead;
-2. fits K* components to all the data (best of ``n_inits`` by likelihood);
-3. refits every bootstrap replicate (multinomial count weights over the same data), warm-started
-   from the full-data fit, all (problem, replicate) elements in one batched EM.
+How a candidate K is started (``init``):
 
-Random numbers depend only on (seed, purpose, K, init) and N, never on which problems share
-the batch, so a problem gives the same result alone or among thousands.
+- ``"split"`` (default): K = 1 is exact; each K + 1 is grown from the same fold's fit at K by
+  splitting one component (:func:`distmi.kernels.gmm_init.split_candidates`), up to
+  ``n_inits`` different splits. All splits run ``probe_iter`` EM iterations, then only the one
+  with the highest training likelihood (per problem and fold) continues to convergence: the
+  others are stopped as hopeless. A split start sits next to the K solution, so EM needs a
+  fraction of the iterations of a fresh start, and no random numbers are involved.
+- ``"kmeans++"`` / ``"random"``: ``n_inits`` fresh starts per K (the reference's behaviour),
+  the best by fold-averaged held-out score.
+
+When N exceeds ``select_samples``, K is chosen on a fixed random subset of that many rows (the
+folds split the subset); the fits that follow use every row.
+
+Random numbers depend only on (seed, purpose, K, init) and N, never on which problems share the
+batch, so a problem gives the same result alone or among thousands.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
-from distmi.core.seeds import derive_rng
 from distmi.kernels.em import GMMParams, em_fit, score
-from distmi.kernels.gmm_init import initial_params
-
-
-@dataclass(frozen=True)
-class GMMFitConfig:
-    """Numerical settings of a GMM-MI fit (validated by the estimator layer)."""
-
-    n_components: int | None = None
-    max_components: int = 50
-    select: str = "cv"
-    n_folds: int = 2
-    n_inits: int = 3
-    init: str = "kmeans++"
-    threshold: float = 1e-5
-    patience: int = 1
-    reg_covar: float = 1e-6
-    tol: float = 1e-5
-    max_iter: int = 10_000
-    memory_budget: float = 256e6
+from distmi.kernels.gmm_init import moment_params, n_split_candidates, split_candidates
+from distmi.kernels.gmm_problems import (
+    GMMFitConfig,
+    Problems,
+    _n_free_params,
+    _per_problem,
+    fold_masks,
+    selection_rows,
+)
+from distmi.kernels.gmm_tracks import (
+    HOPELESS_MIN_STEPS,
+    TrackFits,
+    _fresh_starts,
+    fit_candidates,
+    remaining_gain,
+)
 
 
 @dataclass
-class Problems:
-    """Q mixture-fitting problems over shared data.
+class Selection:
+    """Outcome of :func:`select_components` for Q problems.
 
     Attributes:
-        data: (P, N, D) float64 (standardised).
-        problem_data: (Q,) long, data row per problem.
-        base_weights: (R, N) float64, base weight rows (ones or class masks).
-        problem_base: (Q,) long, base row per problem.
-    """
-
-    data: torch.Tensor
-    problem_data: torch.Tensor
-    base_weights: torch.Tensor
-    problem_base: torch.Tensor
-
-    @property
-    def n_problems(self) -> int:
-        return int(self.problem_data.shape[0])
-
-    @property
-    def n_points(self) -> int:
-        return int(self.data.shape[1])
-
-    @property
-    def dim(self) -> int:
-        return int(self.data.shape[2])
-
-
-@dataclass
-class FitOutput:
-    """Fits for Q problems with B bootstrap replicates (components padded to K_max).
-
-    Attributes:
-        n_components: (Q,) long, chosen K.
-        full: Q full-data mixtures.
-        boot: Q * B mixtures, problem-major (row q * B + b), or ``None`` if B = 0.
-        converged: (Q,) bool, every EM run of the problem converged.
-        selection_scores: per problem, the score of each K tried.
+        n_components: (Q,) chosen K.
+        converged: (Q,) every EM run of the problem converged.
+        scores: per problem, the score of each K tried.
+        fits: K -> (problem indices (A,), params (A * T, K)): the T track fits (folds, or the
+            one selection fit) of the problems whose choice is K, problem-major. Empty for
+            fresh-start selection, which keeps no fits.
+        tracks: T, fits per problem in ``fits``.
+        em_iterations: (Q,) EM iterations spent on the problem.
+        limited: (Q,) the search stopped because the sample could not support more
+            components (every component needs 2 (D + 1) training points) while K was still
+            improving.
     """
 
     n_components: torch.Tensor
-    full: GMMParams
-    boot: GMMParams | None
     converged: torch.Tensor
-    selection_scores: list[list[float]] = field(default_factory=list)
+    scores: list[list[float]]
+    fits: dict[int, tuple[torch.Tensor, GMMParams]] = field(default_factory=dict)
+    tracks: int = 1
+    em_iterations: torch.Tensor | None = None
+    limited: torch.Tensor | None = None
 
 
-def _uniforms(seed: int, k: int, n_inits: int, n: int, init: str, device) -> torch.Tensor:
-    rng = derive_rng(seed, "gmm-init", init, k)
-    shape = (n_inits, n, k) if init == "random" else (n_inits, k)
-    return torch.as_tensor(rng.random(shape), dtype=torch.float64, device=device)
+def _fit_or_stop(problems: Problems, fits: TrackFits, data_index, rows, tracks: _Tracks,
+                 to_beat: torch.Tensor, cfg: GMMFitConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Continue the tracks' EM in doubling chunks; between chunks stop the problems whose
+    candidate K cannot beat ``to_beat`` (A,) + threshold even with the remaining gain.
 
-
-def fold_masks(seed: int, n: int, n_folds: int, device) -> torch.Tensor:
-    """Held-out masks (F, N) of one fixed shuffled K-fold split."""
-    perm = derive_rng(seed, "gmm-folds").permutation(n)
-    masks = np.zeros((n_folds, n))
-    for f, chunk in enumerate(np.array_split(perm, n_folds)):
-        masks[f, chunk] = 1.0
-    return torch.as_tensor(masks, dtype=torch.float64, device=device)
-
-
-def bootstrap_counts(seed: int, n: int, n_bootstrap: int, device) -> torch.Tensor:
-    """Multinomial resampling counts (B, N): replicate b draws row i counts[b, i] times."""
-    rng = derive_rng(seed, "bootstrap")
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap)
-    return torch.as_tensor(counts, dtype=torch.float64, device=device)
-
-
-def _inits(
-    problems: Problems,
-    elem_problem: torch.Tensor,
-    elem_weight_row: torch.Tensor,
-    k: int,
-    weights: torch.Tensor,
-    cfg: GMMFitConfig,
-    seed: int,
-) -> tuple[torch.Tensor, torch.Tensor, GMMParams, int]:
-    """Expand elements into (element, init) runs with their starting mixtures.
-
-    Returns data_index, weight_index (element-major, init-minor), the initial params and the
-    number of inits (1 for K = 1, whose EM is exact in one M-step).
+    Returns the fold-averaged held-out score (A,) and which problems were stopped (A,).
     """
-    n_inits = 1 if k == 1 else cfg.n_inits
+    t = tracks.per_problem
+    a = to_beat.shape[0]
+    device = to_beat.device
+    stopped = torch.zeros(a, dtype=torch.bool, device=device)
+    held = torch.empty(a * t, dtype=torch.float64, device=device)
+    live = torch.ones(a * t, dtype=torch.bool, device=device)  # tracks whose score changed
+    chunk = cfg.probe_iter
+    while True:
+        sel = live.nonzero()[:, 0]
+        if sel.numel():
+            held[sel] = score(problems.data, data_index[sel], tracks.test_w, rows[sel],
+                              fits.params.index(sel), cfg.memory_budget, backend=cfg.backend)
+        running = ~fits.converged & (fits.steps < cfg.max_iter) & ~stopped.repeat_interleave(t)
+        if not bool(running.any()):
+            return held.view(a, t).mean(1), stopped
+        upper = (held + remaining_gain(fits)).view(a, t).mean(1)
+        settled = (fits.steps >= HOPELESS_MIN_STEPS) | fits.converged
+        hopeless = (running.view(a, t).any(1) & settled.view(a, t).all(1)
+                    & (upper < to_beat + cfg.threshold))
+        stopped |= hopeless
+        running &= ~hopeless.repeat_interleave(t)
+        todo = running.nonzero()[:, 0]
+        if todo.numel():
+            budget = int(cfg.max_iter - fits.steps[todo].max())
+            fits.advance(problems, todo, data_index, tracks.train_w, rows,
+                         max(1, min(chunk, budget)), cfg)
+        live = running
+        chunk *= 2
+
+
+# ---------------------------------------------------------------- the K sweep
+
+
+@dataclass
+class _Tracks:
+    """Fitting tracks of the selection: per problem, its folds (cv) or one selection fit."""
+
+    per_problem: int
+    train_w: torch.Tensor  # (R * T, N)
+    test_w: torch.Tensor | None  # (R * T, N) for cv
+    min_train: torch.Tensor  # (Q,) smallest training weight of a problem's tracks
+
+    def rows(self, problems: Problems, idx: torch.Tensor) -> torch.Tensor:
+        t = self.per_problem
+        base = problems.problem_base[idx][:, None] * t
+        return (base + torch.arange(t, device=idx.device)).reshape(-1)
+
+
+def _make_tracks(problems: Problems, cfg: GMMFitConfig, seed: int) -> _Tracks:
     device = problems.data.device
-    data_index = problems.problem_data[elem_problem].repeat_interleave(n_inits)
-    weight_index = elem_weight_row.repeat_interleave(n_inits)
-    init_index = torch.arange(n_inits, device=device).repeat(elem_problem.shape[0])
-    uni = _uniforms(seed, k, n_inits, problems.n_points, cfg.init, device)
-    init = initial_params(
-        problems.data, data_index, weights, weight_index, init_index, k, cfg.init, uni,
-        reg=cfg.reg_covar, memory_budget=cfg.memory_budget,
-    )
-    return data_index, weight_index, init, n_inits
+    n = problems.n_points
+    rows = selection_rows(seed, n, cfg.select_samples)
+    r = problems.base_weights.shape[0]
+    if cfg.select == "cv" and cfg.n_components is None:
+        test = fold_masks(seed, n, cfg.n_folds, device, rows)  # (F, N)
+        used = test.sum(0)  # selection rows
+        train_w = (problems.base_weights[:, None, :] * (used - test)[None]).reshape(r * cfg.n_folds, -1)
+        test_w = (problems.base_weights[:, None, :] * test[None]).reshape(r * cfg.n_folds, -1)
+        min_train = train_w.sum(-1).view(r, cfg.n_folds).min(1).values[problems.problem_base]
+        return _Tracks(cfg.n_folds, train_w, test_w, min_train)
+    used = torch.zeros(n, dtype=torch.float64, device=device)
+    used[torch.as_tensor(rows, device=device)] = 1.0
+    if cfg.n_components is not None:
+        used = torch.ones_like(used)  # a fixed K is grown on all rows
+    train_w = problems.base_weights * used
+    return _Tracks(1, train_w, None, train_w.sum(-1)[problems.problem_base])
 
 
-def _fit_best_of_inits(
-    problems: Problems,
-    prob_idx: torch.Tensor,
-    k: int,
-    weights: torch.Tensor,
-    weight_row: torch.Tensor,
-    cfg: GMMFitConfig,
-    seed: int,
-) -> tuple[GMMParams, torch.Tensor, torch.Tensor]:
-    """Fit K components with ``n_inits`` inits per problem; keep the best by likelihood.
-
-    ``weight_row`` (len(prob_idx),) selects each problem's row of ``weights``.
-    Returns params (len(prob_idx) mixtures), mean log-likelihood and converged flags.
-    """
-    device = problems.data.device
-    a = prob_idx.shape[0]
-    data_index, weight_index, init, n_inits = _inits(
-        problems, prob_idx, weight_row, k, weights, cfg, seed
-    )
-    res = em_fit(
-        problems.data, data_index, weights, weight_index, init,
-        reg=cfg.reg_covar, tol=cfg.tol, max_iter=cfg.max_iter, memory_budget=cfg.memory_budget,
-    )
-    ll = res.log_likelihood.view(a, n_inits)
-    best = ll.argmax(1)
-    pick = torch.arange(a, device=device) * n_inits + best
-    conv = res.converged.view(a, n_inits).all(1)
-    return res.params.index(pick), ll[torch.arange(a, device=device), best], conv
-
-
-def _n_free_params(k: int, d: int) -> int:
-    return (k - 1) + k * d + k * d * (d + 1) // 2
-
-
-def select_components(
-    problems: Problems, cfg: GMMFitConfig, seed: int
-) -> tuple[torch.Tensor, torch.Tensor, list[list[float]]]:
-    """Choose K per problem. Returns (K (Q,), converged (Q,), scores per problem)."""
+def select_components(problems: Problems, cfg: GMMFitConfig, seed: int) -> Selection:
+    """Choose K per problem (or grow every problem to a fixed ``n_components``)."""
     q = problems.n_problems
     device = problems.data.device
     d = problems.dim
     converged = torch.ones(q, dtype=torch.bool, device=device)
-    if cfg.n_components is not None:
+    iterations = torch.zeros(q, dtype=torch.long, device=device)
+    if cfg.n_components is not None and cfg.init != "split":
         k_fixed = torch.full((q,), cfg.n_components, dtype=torch.long, device=device)
-        return k_fixed, converged, [[] for _ in range(q)]
+        return Selection(k_fixed, converged, [[] for _ in range(q)], em_iterations=iterations,
+                         limited=torch.zeros(q, dtype=torch.bool, device=device))
 
-    base_count = problems.base_weights.sum(-1)[problems.problem_base]  # (Q,)
+    tracks = _make_tracks(problems, cfg, seed)
+    t = tracks.per_problem
     scores: list[list[float]] = [[] for _ in range(q)]
     best_k = torch.ones(q, dtype=torch.long, device=device)
     best_score = torch.full((q,), -torch.inf, dtype=torch.float64, device=device)
     bad_steps = torch.zeros(q, dtype=torch.long, device=device)
     searching = torch.ones(q, dtype=torch.bool, device=device)
-
-    if cfg.select == "cv":
-        test = fold_masks(seed, problems.n_points, cfg.n_folds, device)  # (F, N)
-        r = problems.base_weights.shape[0]
-        keep = (1.0 - test)[None]
-        train_w = (problems.base_weights[:, None, :] * keep).reshape(r * cfg.n_folds, -1)
-        test_w = (problems.base_weights[:, None, :] * test[None]).reshape(r * cfg.n_folds, -1)
-        min_train = train_w.sum(-1).view(r, cfg.n_folds).min(1).values[problems.problem_base]
-    else:
-        min_train = base_count
+    fits: dict[int, tuple[torch.Tensor, GMMParams]] = {}
+    parents: GMMParams | None = None  # (A * T, K - 1) fits of the problems in `idx`
+    idx = torch.arange(q, device=device)
+    k_last = cfg.n_components or cfg.max_components
+    limited = torch.zeros(q, dtype=torch.bool, device=device)
 
     # One candidate K per batched EM call: fitting K, K+1, ... together (padded mixtures) was
     # measured slower, since a call runs until its slowest candidate converges.
-    for k in range(1, cfg.max_components + 1):
+    for k in range(1, k_last + 1):
         # a component needs at least 2 (D + 1) points to be estimated at all
         if k > 1:
-            searching &= min_train >= 2 * k * (d + 1)
-        idx = searching.nonzero()[:, 0]
-        if idx.numel() == 0:
+            enough = tracks.min_train >= 2 * k * (d + 1)
+            limited |= searching & ~enough
+            searching &= enough
+        new_idx = searching.nonzero()[:, 0]
+        if new_idx.numel() == 0:
             break
-        if cfg.select == "cv":
-            score_k, conv = _cv_scores(problems, idx, k, train_w, test_w, cfg, seed)
+        if parents is not None and new_idx.numel() < idx.numel():
+            pos = torch.searchsorted(idx, new_idx)
+            parents = parents.index((pos[:, None] * t + torch.arange(t, device=device)).reshape(-1))
+        idx = new_idx
+        rows = tracks.rows(problems, idx)
+        data_index = problems.problem_data[idx].repeat_interleave(t)
+        if cfg.init == "split":
+            if k == 1:
+                starts, n_cand = moment_params(rows.shape[0], d, problems.data.dtype, device), 1
+            else:
+                starts = split_candidates(parents, cfg.n_inits)
+                n_cand = n_split_candidates(k - 1, d, cfg.n_inits)
+            early = cfg.stop_hopeless and tracks.test_w is not None and cfg.n_components is None
+            found = fit_candidates(problems, data_index, tracks.train_w, rows, starts, n_cand,
+                                  cfg, finish=not early or k == 1)
+            stopped = torch.zeros(idx.shape[0], dtype=torch.bool, device=device)
+            if early and k > 1:
+                score_k, stopped = _fit_or_stop(problems, found, data_index, rows, tracks,
+                                                best_score[idx], cfg)
+            elif cfg.n_components is None:
+                score_k = _track_scores(problems, data_index, rows, found.params,
+                                        found.log_likelihood, tracks, k, cfg)
+            else:  # growing to a fixed K: nothing to score
+                score_k = torch.zeros(idx.shape[0], dtype=torch.float64, device=device)
+            # a stopped candidate is discarded: its convergence does not matter
+            converged[idx] &= (found.converged.view(-1, t).all(1) | stopped)
+            iterations[idx] += _per_problem(found.iterations, t)
+            parents = found.params
         else:
-            score_k, conv = _ic_scores(problems, idx, k, base_count, cfg, seed)
-        converged[idx] &= conv
-        for i, sc in zip(idx.tolist(), score_k.tolist(), strict=True):
-            scores[i].append(sc)
-        improved = (score_k - best_score[idx] > cfg.threshold) | (k == 1)
+            score_k, conv, iters = _fresh_scores(problems, idx, data_index, rows, k, tracks, cfg, seed)
+            converged[idx] &= conv
+            iterations[idx] += iters
+        if cfg.n_components is None:
+            for i, sc in zip(idx.tolist(), score_k.tolist(), strict=True):
+                scores[i].append(sc)
+        if cfg.n_components is not None:
+            improved = torch.ones_like(idx, dtype=torch.bool)
+        else:
+            improved = (score_k - best_score[idx] > cfg.threshold) | (k == 1)
         best_k[idx] = torch.where(improved, torch.full_like(idx, k), best_k[idx])
         best_score[idx] = torch.where(improved, score_k, best_score[idx])
         bad_steps[idx] = torch.where(improved, torch.zeros_like(idx), bad_steps[idx] + 1)
         searching[idx] = bad_steps[idx] < cfg.patience
-    return best_k, converged, scores
+        if cfg.init == "split" and bool(improved.any()):
+            keep = improved.nonzero()[:, 0]
+            fits[k] = (idx[keep], parents.index((keep[:, None] * t + torch.arange(t, device=device)).reshape(-1)))
+    if cfg.init == "split":
+        fits = _latest_fits(fits, best_k, t)
+    return Selection(best_k, converged, scores, fits, t, iterations, limited)
 
 
-def _cv_scores(
-    problems: Problems,
-    active: torch.Tensor,
-    k: int,
-    train_w: torch.Tensor,
-    test_w: torch.Tensor,
-    cfg: GMMFitConfig,
-    seed: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-validated score of K for the active problems.
-
-    Returns the fold-averaged held-out mean log-likelihood of the best init (A,) and whether
-    all of that init's fold fits converged (A,).
-    """
-    device = problems.data.device
-    f = cfg.n_folds
-    a = active.shape[0]
-    elem_problem = active.repeat_interleave(f)  # (A*F,) problem-major, fold-minor
-    elem_row = (problems.problem_base[active][:, None] * f + torch.arange(f, device=device)).reshape(-1)
-    data_index, weight_index, init, n_inits = _inits(
-        problems, elem_problem, elem_row, k, train_w, cfg, seed
-    )
-    res = em_fit(
-        problems.data, data_index, train_w, weight_index, init,
-        reg=cfg.reg_covar, tol=cfg.tol, max_iter=cfg.max_iter, memory_budget=cfg.memory_budget,
-    )
-    held = score(problems.data, data_index, test_w, weight_index, res.params, cfg.memory_budget)
-    held = held.view(a, f, n_inits)
-    best_init = held.mean(1).argmax(-1)  # (A,)
-    a_idx = torch.arange(a, device=device)
-    conv = res.converged.view(a, f, n_inits)[a_idx, :, best_init].all(1)
-    return held[a_idx, :, best_init].mean(1), conv
+def _latest_fits(fits: dict[int, tuple[torch.Tensor, GMMParams]], best_k: torch.Tensor,
+                 t: int) -> dict[int, tuple[torch.Tensor, GMMParams]]:
+    """Keep, per K, only the fits of problems whose final choice is K."""
+    out = {}
+    device = best_k.device
+    for k, (idx, params) in fits.items():
+        keep = (best_k[idx] == k).nonzero()[:, 0]
+        if keep.numel():
+            rows = (keep[:, None] * t + torch.arange(t, device=device)).reshape(-1)
+            out[k] = (idx[keep], params.index(rows))
+    return out
 
 
-def _ic_scores(
-    problems: Problems,
-    active: torch.Tensor,
-    k: int,
-    base_count: torch.Tensor,
-    cfg: GMMFitConfig,
-    seed: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """-AIC/N or -BIC/N (larger is better) of full-data fits with K components."""
-    _, ll, conv = _fit_best_of_inits(
-        problems, active, k, problems.base_weights, problems.problem_base[active], cfg, seed
-    )
-    n_eff = base_count[active]
+def _track_scores(problems, data_index, rows, params, ll, tracks: _Tracks, k, cfg) -> torch.Tensor:
+    """Score per problem (A,): fold-averaged held-out log-likelihood, or -AIC/N, -BIC/N."""
+    t = tracks.per_problem
+    if tracks.test_w is not None:
+        held = score(problems.data, data_index, tracks.test_w, rows, params,
+                     cfg.memory_budget, backend=cfg.backend)
+        return held.view(-1, t).mean(1)
+    n_eff = tracks.train_w.sum(-1)[rows]
     per_param = torch.log(n_eff) if cfg.select == "bic" else torch.full_like(n_eff, 2.0)
     ic = -2.0 * ll * n_eff + _n_free_params(k, problems.dim) * per_param
-    return -ic / n_eff, conv
+    return (-ic / n_eff).view(-1, t).mean(1)
 
 
-def fit_problems(
-    problems: Problems, cfg: GMMFitConfig, seed: int, n_bootstrap: int
-) -> FitOutput:
-    """Select K, fit the full data and refit ``n_bootstrap`` replicates for every problem."""
+def _fresh_scores(problems, idx, data_index, rows, k, tracks: _Tracks, cfg, seed):
+    """Score of K with fresh starts: best init by fold-averaged held-out score (cv), or the
+    information criterion of the best-likelihood full fit. Returns (score, converged, iters)."""
+    t = tracks.per_problem
+    a = idx.shape[0]
     device = problems.data.device
-    q = problems.n_problems
-    k_sel, converged, scores = select_components(problems, cfg, seed)
-    k_max = int(k_sel.max())
-
-    full_parts: dict[int, tuple[torch.Tensor, GMMParams]] = {}
-    for k in sorted(set(k_sel.tolist())):
-        idx = (k_sel == k).nonzero()[:, 0]
-        params, _, conv = _fit_best_of_inits(
-            problems, idx, k, problems.base_weights, problems.problem_base[idx], cfg, seed
-        )
-        converged[idx] &= conv
-        full_parts[k] = (idx, params)
-    full = _assemble(full_parts, q, k_max, problems.dim, device)
-
-    boot = None
-    if n_bootstrap > 0:
-        counts = bootstrap_counts(seed, problems.n_points, n_bootstrap, device)  # (B, N)
-        r = problems.base_weights.shape[0]
-        boot_w = (problems.base_weights[:, None, :] * counts[None]).reshape(r * n_bootstrap, -1)
-        boot_parts: dict[int, tuple[torch.Tensor, GMMParams]] = {}
-        for k, (idx, params) in full_parts.items():
-            a = idx.shape[0]
-            data_index = problems.problem_data[idx].repeat_interleave(n_bootstrap)
-            weight_index = (
-                problems.problem_base[idx][:, None] * n_bootstrap
-                + torch.arange(n_bootstrap, device=device)
-            ).reshape(-1)
-            init = params.index(torch.arange(a, device=device).repeat_interleave(n_bootstrap))
-            res = em_fit(
-                problems.data, data_index, boot_w, weight_index, init,
-                reg=cfg.reg_covar, tol=cfg.tol, max_iter=cfg.max_iter,
-                memory_budget=cfg.memory_budget,
-            )
-            converged[idx] &= res.converged.view(a, n_bootstrap).all(1)
-            rows = (idx[:, None] * n_bootstrap + torch.arange(n_bootstrap, device=device)).reshape(-1)
-            boot_parts[k] = (rows, res.params)
-        boot = _assemble(boot_parts, q * n_bootstrap, k_max, problems.dim, device)
-    return FitOutput(k_sel, full, boot, converged, scores)
-
-
-def _assemble(
-    parts: dict[int, tuple[torch.Tensor, GMMParams]], total: int, k_max: int, d: int, device
-) -> GMMParams:
-    """Scatter per-K groups into one padded GMMParams of ``total`` elements."""
-    eye = torch.eye(d, dtype=torch.float64, device=device)
-    out = GMMParams(
-        torch.full((total, k_max), -torch.inf, dtype=torch.float64, device=device),
-        torch.zeros((total, k_max, d), dtype=torch.float64, device=device),
-        eye.expand(total, k_max, d, d).clone(),
-    )
-    for _k, (rows, params) in parts.items():
-        out.assign(rows, params.pad_to(k_max))
-    return out
+    n_inits = 1 if k == 1 else cfg.n_inits
+    starts = _fresh_starts(problems, data_index, rows, k, tracks.train_w, cfg, seed, cfg.init)
+    res = em_fit(problems.data, data_index.repeat_interleave(n_inits), tracks.train_w,
+                 rows.repeat_interleave(n_inits), starts, reg=cfg.reg_covar, tol=cfg.tol,
+                 max_iter=cfg.max_iter, memory_budget=cfg.memory_budget, backend=cfg.backend)
+    iters = _per_problem(res.n_iter, t * n_inits)
+    a_idx = torch.arange(a, device=device)
+    if tracks.test_w is None:
+        ll = res.log_likelihood.view(a, n_inits)
+        best = ll.argmax(1)
+        conv = res.converged.view(a, n_inits)[a_idx, best]
+        sc = _track_scores(problems, data_index, rows, None, ll[a_idx, best], tracks, k, cfg)
+        return sc, conv, iters
+    held = score(problems.data, data_index.repeat_interleave(n_inits), tracks.test_w,
+                 rows.repeat_interleave(n_inits), res.params, cfg.memory_budget,
+                 backend=cfg.backend).view(a, t, n_inits)
+    best_init = held.mean(1).argmax(-1)  # (A,)
+    conv = res.converged.view(a, t, n_inits)[a_idx, :, best_init].all(1)
+    return held[a_idx, :, best_init].mean(1), conv, iters

@@ -15,7 +15,8 @@ In a test file of a package that registers a method::
         check(method)
 
 or all at once: ``distmi.testing.check_method("my_method")``. ``docs/estimators.md`` lists
-the checks and the tolerances of the built-in methods.
+the checks and the tolerances of the built-in methods. :mod:`distmi.testing.mi_families`
+holds test data with closed-form MI (numpy and scipy only), shared by tests and benchmarks.
 """
 
 from __future__ import annotations
