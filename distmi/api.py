@@ -109,60 +109,162 @@ def pairwise_mi(
     discrete_y: bool = False,
     n_bootstrap: int = 100,
     random_state: int | None = 0,
+    n_permutations: int = 0,
+    fdr: float | None = None,
+    fdr_method: str = "bh",
+    screen: str = "ksg+gaussian",
+    screen_k: int = 5,
     **params: Any,
 ) -> pd.DataFrame:
     """MI for many (column of X, column of Y) pairs, solved as one batched program.
+
+    With ``n_permutations`` every pair also gets a permutation p-value from the rank screen
+    (the same statistics as a job's ``screen:`` section, see ``docs/engine.md``): one null
+    table of ``n_permutations`` permutations serves every pair, and q-values are
+    Benjamini-Hochberg (``fdr_method="by"``: Benjamini-Yekutieli) within each Y column (each
+    target). With ``fdr`` as well, the sweep is two-stage: ``method`` runs only on pairs with
+    q <= fdr, and the other rows keep NaN estimates.
 
     Args:
         X: shape (n, p).
         Y: shape (n, q), or a label vector (n,) with ``discrete_y=True``.
         pairs: list of (i, j) column pairs; default all p x q pairs (with labels: all i).
+        n_permutations: permutations of the screen's null table (0: no p-values; else >= 100).
+        fdr: refine only the pairs with q-value <= fdr (needs ``n_permutations``).
+        fdr_method: ``"bh"`` or ``"by"``.
+        screen: rank statistic(s) of the screen: ``"ksg+gaussian"`` (min-P of copula KSG and
+            the Gaussian copula), ``"ksg"``, ``"gaussian"`` or ``"xi"``.
+        screen_k: neighbours of the copula KSG statistic.
         Other arguments as in :func:`mutual_information`. Every pair uses ``random_state``,
         so row (i, j) equals ``mutual_information(X[:, i], Y[:, j], random_state=...)``.
 
     Returns:
         A pandas DataFrame, one row per pair, with columns ``x_index``, ``y_index``,
         ``estimate``, ``std``, ``ci_low``, ``ci_high``, ``n_samples``, ``method`` and the
-        method's scalar diagnostics (``n_components`` for gmm).
+        method's scalar diagnostics (``n_components`` for gmm); with ``n_permutations`` also
+        ``screen_estimate`` (copula KSG MI in nats, or the screen's first statistic),
+        ``p_value``, ``q_value``, and with ``fdr`` ``significant`` and ``stage``
+        (``"refined"`` or ``"screen"``).
+
+    Example:
+        >>> import numpy as np, distmi
+        >>> rng = np.random.default_rng(0)
+        >>> y = rng.normal(size=(2000, 1)); X = rng.normal(size=(2000, 20))
+        >>> X[:, 3] = y[:, 0] ** 2 + 0.5 * X[:, 3]           # non-monotone, hidden to correlation
+        >>> t = distmi.pairwise_mi(X, y, n_permutations=1000, fdr=0.05, n_bootstrap=0)
+        >>> t.loc[t.significant, "x_index"].tolist()
+        [3]
     """
     import pandas as pd
 
     spec = get_method(method)
     seed = check_seed(random_state)
     n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=0)
+    n_permutations = check_int(n_permutations, "n_permutations", minimum=0)
     X_arr = as_float_matrix(X, "X")
     Y_arr = _prepare_y(Y, discrete_y, spec.name, spec.supports_discrete_y)
     check_same_length(X=X_arr, Y=Y_arr)
     q = 1 if discrete_y else Y_arr.shape[1]
     pair_arr = _pair_list(pairs, X_arr.shape[1], q)
+    screen_cols = None
+    if n_permutations or fdr is not None:
+        screen_cols = _screen_columns(X_arr, Y_arr, pair_arr, bool(discrete_y), seed,
+                                      n_permutations, fdr, fdr_method, screen, screen_k)
+    run = np.ones(len(pair_arr), dtype=bool) if fdr is None else screen_cols["significant"]
     common = dict(discrete_y=bool(discrete_y), n_bootstrap=n_bootstrap, random_state=seed)
-    if spec.estimate_pairs is not None:
-        results = spec.estimate_pairs(X_arr, Y_arr, pair_arr, **common, **params)
+    todo = pair_arr[run]
+    if not len(todo):
+        results = []
+    elif spec.estimate_pairs is not None:
+        results = spec.estimate_pairs(X_arr, Y_arr, todo, **common, **params)
     else:
         results = [
             spec.estimate(
                 X_arr[:, [i]], Y_arr if discrete_y else Y_arr[:, [j]], **common, **params
             )
-            for i, j in pair_arr
+            for i, j in todo
         ]
-    if len(results) != len(pair_arr):
+    if len(results) != len(todo):
         raise InvalidInputError(  # pragma: no cover - contract check on plug-ins
-            f"method {spec.name!r} returned {len(results)} results for {len(pair_arr)} pairs"
+            f"method {spec.name!r} returned {len(results)} results for {len(todo)} pairs"
         )
+    it = iter(results)
     rows = []
-    for (i, j), res in zip(pair_arr, results, strict=True):
-        row = {
-            "x_index": int(i),
-            "y_index": int(j),
-            "estimate": res.value,
-            "std": res.std,
-            "ci_low": res.ci[0],
-            "ci_high": res.ci[1],
-            "n_samples": res.n_samples,
-            "method": res.method,
-        }
-        for key, value in res.diagnostics.items():
-            if isinstance(value, int | float | bool | str | np.number | np.bool_):
-                row[key] = value
+    for k, (i, j) in enumerate(pair_arr):
+        row: dict[str, Any] = {"x_index": int(i), "y_index": int(j)}
+        if run[k]:
+            res = next(it)
+            row.update(estimate=res.value, std=res.std, ci_low=res.ci[0], ci_high=res.ci[1],
+                       n_samples=res.n_samples, method=res.method)
+            for key, value in res.diagnostics.items():
+                if isinstance(value, int | float | bool | str | np.number | np.bool_):
+                    row[key] = value
+        else:
+            row.update(estimate=np.nan, std=np.nan, ci_low=np.nan, ci_high=np.nan,
+                       n_samples=len(X_arr), method=spec.name)
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if screen_cols is not None:
+        for name, values in screen_cols.items():
+            table[name] = values
+        if fdr is not None:
+            table["stage"] = np.where(run, "refined", "screen")
+    return table
+
+
+def _screen_columns(X: np.ndarray, Y: np.ndarray, pairs: np.ndarray, discrete_y: bool,
+                    seed: int, n_permutations: int, fdr: float | None, fdr_method: str,
+                    screen: str, k: int) -> dict[str, np.ndarray]:
+    """screen_estimate, p_value, q_value (per Y column) and, with fdr, significant."""
+    from distmi.kernels.rank_screen import SCREEN_METHODS, screen_statistics
+    from distmi.kernels.significance import FDR_METHODS, adjust_pvalues, min_p_pvalues
+    from distmi.reduce.screen_stats import (
+        categorical_null_key,
+        continuous_null_key,
+        null_statistics,
+        tie_broken_ranks,
+    )
+
+    if screen not in SCREEN_METHODS:
+        raise InvalidParameterError(
+            f"screen must be one of {list(SCREEN_METHODS)}, got {screen!r}."
+        )
+    if fdr_method not in FDR_METHODS:
+        raise InvalidParameterError(f"fdr_method must be 'bh' or 'by', got {fdr_method!r}.")
+    if fdr is not None and not (isinstance(fdr, int | float) and 0.0 < fdr < 1.0):
+        raise InvalidParameterError(
+            f"fdr must lie in (0, 1) (a false discovery rate such as 0.05), got {fdr!r}."
+        )
+    if n_permutations < 100:
+        raise InvalidParameterError(
+            f"n_permutations={n_permutations} is too few for p-values: the smallest p-value "
+            "is 1/(n_permutations + 1); pass n_permutations >= 100 (e.g. 2000)"
+            + (", or fdr=None." if fdr is not None else ", or 0 for no p-values.")
+        )
+    n = len(X)
+    k = check_int(k, "screen_k", minimum=1, maximum=n - 1)
+    comps = SCREEN_METHODS[screen]
+    xs = np.unique(pairs[:, 0])
+    ok_x = np.array([np.ptp(X[:, i]) > 0 for i in xs])
+    rank_x = tie_broken_ranks(X[:, xs], seed, [("x", int(i)) for i in xs])
+    rows_x = np.searchsorted(xs, pairs[:, 0])
+    if discrete_y:
+        partner, key, ok_pair = Y, categorical_null_key(Y), ok_x[rows_x]
+        idx = np.stack([rows_x, np.zeros_like(rows_x)], axis=1)
+    else:
+        ys = np.unique(pairs[:, 1])
+        ok_y = np.array([np.ptp(Y[:, j]) > 0 for j in ys])
+        partner = tie_broken_ranks(Y[:, ys], seed, [("y", int(j)) for j in ys])
+        rows_y = np.searchsorted(ys, pairs[:, 1])
+        key, ok_pair = continuous_null_key(n), ok_x[rows_x] & ok_y[rows_y]
+        idx = np.stack([rows_x, rows_y], axis=1)
+    stats = screen_statistics(comps, rank_x, partner, idx, k=k, discrete=discrete_y)
+    stats[~ok_pair] = np.nan  # a constant column is not a test (its MI is exactly 0)
+    null = null_statistics(comps, k, key, seed, 0, n_permutations)
+    p = min_p_pvalues(stats, null)
+    q_values = adjust_pvalues(p, fdr_method, groups=pairs[:, 1])
+    out = {"screen_estimate": np.where(ok_pair, stats[:, 0], 0.0), "p_value": p,
+           "q_value": q_values}
+    if fdr is not None:
+        out["significant"] = q_values <= fdr
+    return out

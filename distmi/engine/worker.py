@@ -11,6 +11,9 @@ baseline of a pair is the mean estimate after permuting the rows of y with permu
 value the estimator reports for independent variables at this sample size (its bias floor).
 Null fits use ``n_bootstrap=0``.
 
+In a two-stage sweep the same worker also runs screen and null-table batches
+(:mod:`distmi.engine.screen_worker`); refine batches are ordinary estimate batches.
+
 Units that are constant or hold NaN/Inf cannot be estimated; their rows carry
 ``status="constant"`` (estimate 0: MI with a constant is zero) or ``status="nonfinite"``
 (estimate NaN) instead of failing the job.
@@ -52,6 +55,7 @@ class TaskConfig:
     threads: int = 1
     cache_bytes: int = 1 << 30
     method_spec: Any = None  # the resolved MethodSpec, shipped so registered plug-ins work in actors
+    screen: Any = None  # the ScreenRequest of a two-stage sweep (screen and null batches)
 
 
 @dataclass
@@ -173,8 +177,24 @@ class BatchWorker:
         return total / k_max
 
     def run(self, batch: WorkBatch) -> BatchOutput:
-        """Estimate every pair of ``batch``; rows follow the batch's pair order."""
+        """Run one work unit: estimate every pair of ``batch`` (rows in its pair order), or,
+        in a two-stage sweep, its screen statistics or null-table permutations
+        (:mod:`distmi.engine.screen_worker`)."""
         t0 = time.perf_counter()
+        stage = getattr(batch, "stage", "estimate")
+        if stage in ("screen", "null"):
+            from distmi.engine import screen_worker
+
+            if self.task.screen is None:
+                raise InvalidParameterError(
+                    f"batch {batch.batch_id} is a {stage} batch but the task has no screen "
+                    "settings; build the TaskConfig with screen=ScreenRequest(...)."
+                )
+            run = screen_worker.run_null if stage == "null" else screen_worker.run_screen
+            rows = run(self, batch)
+            if stage == "screen":
+                rows["batch_id"] = [batch.batch_id] * batch.n_pairs
+            return BatchOutput(batch.batch_id, rows, time.perf_counter() - t0)
         spec = self._spec()
         if batch.partner.kind == "target":
             y, discrete = self._target(batch.partner.name)

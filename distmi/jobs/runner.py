@@ -1,5 +1,8 @@
 """``run_job``: spec -> dataset -> plan -> executor -> part files -> committed attribution table.
 
+A job with a ``screen:`` section runs as a two-stage sweep (:mod:`distmi.jobs.stages`): a rank
+screen of every pair with p-values and q-values, then the job's estimator on the pairs it keeps.
+
 Resuming is the default: batches whose part file is already committed in the output folder
 (same spec hash) are skipped, and the final table equals an uninterrupted run's because every
 batch's numbers depend only on its content and seed, never on scheduling.
@@ -15,10 +18,11 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from distmi.engine.executors import Executor, make_executor
-from distmi.engine.plan import Plan, batch_key, make_plan
+from distmi.engine.plan import Plan, make_plan
 from distmi.engine.worker import TaskConfig
 from distmi.jobs.datasets import resolve_dataset
 from distmi.jobs.spec import JobSpec, spec_hash, spec_to_dict
+from distmi.jobs.stages import StagesOutcome, execute_batches, run_two_stage
 from distmi.reduce.attribution import sort_table
 from distmi.reduce.commit import ResultStore, load_results
 
@@ -68,7 +72,12 @@ def plan_job(spec: JobSpec, log: Callable[[str], None] | None = None) -> tuple[A
 
     get_method(spec.estimator.method)  # unknown methods fail before any work
     ds = resolve_dataset(spec.dataset, log=log)
-    return ds, make_plan(spec.plan_request(), ds)
+    plan = make_plan(spec.plan_request(), ds)
+    if spec.screen is not None:  # a plan the screen cannot serve fails before any work
+        from distmi.engine.screen_plan import check_screen
+
+        check_screen(plan, spec.screen.request(), ds.n_samples)
+    return ds, plan
 
 
 def run_job(
@@ -94,7 +103,6 @@ def run_job(
     ds, plan = plan_job(spec, log)
     shash = spec_hash(spec)
     store = ResultStore(spec.output, shash)
-    total = len(plan.batches)
     total_pairs = plan.n_pairs
     if store.is_committed and not overwrite:
         table, manifest = load_results(spec.output)
@@ -103,37 +111,27 @@ def run_job(
                 log(f"{spec.output} already holds the committed results of this job")
             if progress is not None:
                 progress(total_pairs, total_pairs)
-            return JobResult(table, manifest, spec.output, 0, total)
+            return JobResult(table, manifest, spec.output, 0,
+                             manifest.get("timings", {}).get("batches_total", len(plan.batches)))
     store.begin({"spec": spec_to_dict(spec), "dataset_manifest_sha256": ds.manifest_hash},
                 overwrite=overwrite)
     store.uncommit()
-    planned = {b.key: b.batch_id for b in plan.batches}
-    done = store.done_batches(planned)
-    todo = [b for b in plan.batches if b.key not in done]
-    if done and log is not None:
-        log(f"resuming: {len(done)} of {total} batches already committed in {spec.output}")
-    done_pairs = sum(b.n_pairs for b in plan.batches if b.key in done)
-    if progress is not None:
-        progress(done_pairs, total_pairs)
     own = executor is None
     if executor is None:
         executor = make_executor(spec.scaling.executor_settings(spec.retries), address)
+    task = task_config(spec, str(ds.path.resolve()))
     t_exec = time.perf_counter()
-    n_run = 0
     try:
-        for out in executor.run(todo, task_config(spec, str(ds.path.resolve()))):
-            info = {"seconds": out.seconds, "worker": out.worker, "node_id": out.node_id}
-            store.write_part(batch_key(out.batch_id), out.batch_id, out.columns, info)
-            n_run += 1
-            done_pairs += len(out.columns["layer"])
-            if progress is not None:
-                progress(done_pairs, total_pairs)
+        if spec.screen is None:
+            outcome = _one_stage(plan, store, executor, task, progress, log)
+        else:
+            outcome = run_two_stage(spec, ds, plan, store, executor, task, overwrite=overwrite,
+                                    progress=progress, log=log)
     finally:
         if own:
             executor.close()
     exec_s = time.perf_counter() - t_exec
-    keys = list(planned)
-    table = sort_table(store.read_parts(keys))
+    table, keys = outcome.table, outcome.keys
     compute_s = sum(store.part_info(k).get("seconds", 0.0) for k in keys)
     provenance = {
         "job_name": spec.name,
@@ -153,15 +151,39 @@ def run_job(
             "wall_s": round(time.perf_counter() - t_start, 4),
             "execute_s": round(exec_s, 4),
             "compute_s_sum": round(compute_s, 4),
-            "batches_total": total,
-            "batches_run": n_run,
-            "batches_resumed": len(done),
+            "batches_total": outcome.batches_total,
+            "batches_run": outcome.batches_run,
+            "batches_resumed": outcome.batches_resumed,
             "retried": getattr(executor, "n_retried", 0),
         },
         "committed_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **outcome.provenance,
     }
     manifest = store.commit(table, keys, provenance)
-    return JobResult(table, manifest, spec.output, n_run, len(done))
+    return JobResult(table, manifest, spec.output, outcome.batches_run, outcome.batches_resumed)
+
+
+def _one_stage(plan: Plan, store: ResultStore, executor: Executor, task: TaskConfig,
+               progress: Progress | None, log: Callable[[str], None] | None) -> StagesOutcome:
+    """Every pair with the job's estimator (a job without ``screen:``)."""
+    total = len(plan.batches)
+    planned = {b.key: b.batch_id for b in plan.batches}
+    done = store.done_batches(planned)
+    todo = [b for b in plan.batches if b.key not in done]
+    if done and log is not None:
+        log(f"resuming: {len(done)} of {total} batches already committed in {store.path}")
+    done_pairs = [sum(b.n_pairs for b in plan.batches if b.key in done)]
+
+    def tick(n: int) -> None:
+        done_pairs[0] += n
+        if progress is not None:
+            progress(done_pairs[0], plan.n_pairs)
+
+    tick(0)
+    n_run = execute_batches(executor, todo, task, store, tick)
+    keys = list(planned)
+    table = sort_table(store.read_parts(keys))
+    return StagesOutcome(table, keys, total, n_run, len(done), {})
 
 
 def _distmi_version() -> str:

@@ -36,6 +36,7 @@ from distmi.core.errors import SpecError
 from distmi.engine import requests as req
 from distmi.engine.plan import PAIR_MODES
 from distmi.jobs.datasets import check_builtin_name
+from distmi.jobs.screen_spec import ScreenSpec
 
 EXECUTORS = ("local", "ray")
 
@@ -139,6 +140,7 @@ class JobSpec(_Strict):
     output: str = Field(min_length=1)
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
     retries: int = Field(3, ge=0, le=100)
+    screen: ScreenSpec | None = None  # a two-stage sweep (distmi.jobs.screen_spec)
 
     @field_validator("layers")
     @classmethod
@@ -265,5 +267,10 @@ def spec_hash(spec: JobSpec) -> str:
     """
     doc = spec.model_dump(mode="json", exclude={"name", "scaling", "retries", "output"})
     doc["dataset"].pop("verify", None)
+    if doc.get("screen") is None:  # one-stage jobs keep the hash they had before screens
+        doc.pop("screen", None)
+    else:  # work-unit sizes change how the screen runs, not its numbers
+        doc["screen"].pop("batch_size", None)
+        doc["screen"].pop("null_batch_size", None)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
