@@ -139,7 +139,8 @@ def plan_screen(plan: Plan, screen: ScreenRequest, ds: ActivationDataset) -> Scr
     screen_batches = _recut(plan, screen.batch_size)
     families = _families(plan, screen.fdr_scope)
     if screen.n_permutations is None:
-        n_perm = auto_permutations(max(families.values(), default=1), screen.fdr)
+        n_perm = auto_permutations(max(families.values(), default=1), screen.fdr,
+                                   len(screen.components), screen.fdr_method)
     else:
         n_perm = screen.n_permutations
     null_keys = partner_null_keys(plan, ds)

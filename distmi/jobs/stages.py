@@ -109,6 +109,7 @@ def run_two_stage(spec: JobSpec, ds: Any, plan: Plan, store: ResultStore, execut
         merge_stages,
         screen_pvalues,
         select_for_refine,
+        statistic_columns,
     )
 
     screen = spec.screen.request()
@@ -141,6 +142,7 @@ def run_two_stage(spec: JobSpec, ds: Any, plan: Plan, store: ResultStore, execut
     screen_s = time.perf_counter() - t0
     rows = sort_table(store.read_parts([b.key for b in sp.screen_batches]))
     comps = screen.components
+    rows["screen_estimate"] = rows[statistic_columns(comps)[0]]
     if sp.null_batches:
         null = store.read_parts([b.key for b in sp.null_batches])
         p_values = screen_pvalues(rows, null, comps)

@@ -98,15 +98,19 @@ def null_statistics(components: tuple[str, ...], k: int, null_key: str, seed: in
                              threads=threads)
 
 
-def auto_permutations(max_family: int, fdr: float | None, floor: int = 2000,
-                      cap: int = 100_000) -> int:
+def auto_permutations(max_family: int, fdr: float | None, n_statistics: int = 1,
+                      fdr_method: str = "bh", floor: int = 2000, cap: int = 100_000) -> int:
     """Permutations per null table so that one pair of the largest family can be discovered.
 
-    The smallest permutation p-value is 1 / (B + 1) and BH discovers a lone pair of a family of
-    m tests only if its p-value is <= fdr / m, so B + 1 >= 2 m / fdr (a factor 2 of headroom),
-    at least ``floor`` and at most ``cap``.
+    BH discovers a lone pair of a family of m tests only if its p-value is <= fdr / m (BY:
+    fdr / (m c(m)), c(m) = sum_{i <= m} 1 / i). The smallest permutation p-value is
+    1 / (B + 1); combining C statistics by min-P, a pair that beats every permutation in one
+    statistic but not in the others gets up to C / (B + 1). So
+    B + 1 >= (C + 1) m [c(m)] / fdr, at least ``floor`` and at most ``cap``.
     """
     if fdr is None:
         return floor
-    need = int(np.ceil(2.0 * max(max_family, 1) / fdr)) - 1
+    m = max(int(max_family), 1)
+    scale = float(np.sum(1.0 / np.arange(1, m + 1))) if fdr_method == "by" else 1.0
+    need = int(np.ceil((n_statistics + 1) * m * scale / fdr)) - 1
     return int(min(max(floor, need), cap))
