@@ -252,7 +252,7 @@ def test_pairwise_mi_gives_the_jobs_pvalues(two_stage):
     ({"n_permutations": 50}, r"n_permutations=50 is too few"),
     ({"n_permutations": 200, "fdr": 1.5}, r"fdr must lie in \(0, 1\)"),
     ({"fdr": 0.05}, r"n_permutations=0 is too few .* or fdr=None"),
-    ({"n_permutations": 200, "screen": "knn"}, r"screen must be one of"),
+    ({"n_permutations": 200, "screen": "knn"}, r"screen method must be one of"),
     ({"n_permutations": 200, "fdr_method": "holm"}, r"fdr_method must be 'bh' or 'by'"),
     ({"n_permutations": -1}, r"n_permutations must be >= 0"),
 ])
@@ -288,3 +288,22 @@ def test_yaml_screen_section(tmp_path, tiny_dataset):
     spec = load_spec(path)
     assert spec.screen.request().n_permutations == 2000 and spec.screen.method == "ksg"
     assert parse_spec({**doc, "screen": {}}).screen.request().n_permutations is None
+
+
+def test_screen_pairs_in_memory():
+    rng = np.random.default_rng(5)
+    n = 1500
+    y = rng.normal(size=(n, 2))
+    X = rng.normal(size=(n, 30))
+    X[:, 4] = np.cos(2 * y[:, 0]) + 0.5 * X[:, 4]   # periodic, vs column 0
+    X[:, 9] = 0.3 * y[:, 1] + X[:, 9]                # weak linear, vs column 1
+    t = distmi.screen_pairs(X, y, threads=2)
+    assert len(t) == 60 and {"screen_ksg", "screen_gaussian", "significant"} <= set(t.columns)
+    found = set(zip(t.x_index[t.significant], t.y_index[t.significant], strict=True))
+    assert {(4, 0), (9, 1)} <= found and len(found) <= 4
+    again = distmi.screen_pairs(X, y, threads=1)
+    pd.testing.assert_frame_equal(t, again)  # threads change nothing
+    plain = distmi.screen_pairs(X, y, n_permutations=0, fdr=None, method="xi")
+    assert list(plain.columns) == ["x_index", "y_index", "screen_estimate", "screen_xi"]
+    with pytest.raises(InvalidParameterError, match=r"fdr must lie in \(0, 1\)"):
+        distmi.screen_pairs(X, y, fdr=0)
