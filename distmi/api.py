@@ -321,7 +321,7 @@ def _screen_arrays(X: np.ndarray, Y: np.ndarray, pairs: np.ndarray, discrete_y: 
     k = check_int(k, "k", minimum=1, maximum=n - 1)
     comps = SCREEN_METHODS[screen]
     xs = np.unique(pairs[:, 0])
-    ok_x = np.array([np.ptp(X[:, i]) > 0 for i in xs])
+    ok_x = np.ptp(X[:, xs], axis=0) > 0
     rank_x = tie_broken_ranks(X[:, xs], seed, [("x", int(i)) for i in xs])
     rows_x = np.searchsorted(xs, pairs[:, 0])
     if discrete_y:
@@ -329,7 +329,7 @@ def _screen_arrays(X: np.ndarray, Y: np.ndarray, pairs: np.ndarray, discrete_y: 
         idx = np.stack([rows_x, np.zeros_like(rows_x)], axis=1)
     else:
         ys = np.unique(pairs[:, 1])
-        ok_y = np.array([np.ptp(Y[:, j]) > 0 for j in ys])
+        ok_y = np.ptp(Y[:, ys], axis=0) > 0
         partner = tie_broken_ranks(Y[:, ys], seed, [("y", int(j)) for j in ys])
         rows_y = np.searchsorted(ys, pairs[:, 1])
         key, ok_pair = continuous_null_key(n), ok_x[rows_x] & ok_y[rows_y]

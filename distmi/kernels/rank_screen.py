@@ -85,9 +85,102 @@ def psi_table(n: int) -> np.ndarray:
     return table
 
 
+@_jit
+def _radix_ranks(keys: np.ndarray, ranks: np.ndarray, tied: np.ndarray) -> None:
+    """Ranks of each row of float32 ``keys`` (B, n) by a stable LSD radix sort (11 + 11 + 10
+    bits of the order-preserving unsigned image of the float), and whether the row has ties.
+
+    The image of a float f with bits u is u | 2^31 for f >= 0 and ~u for f < 0, so unsigned
+    order is float order (-0.0 is read as +0.0; NaN is excluded by the callers).
+    """
+    b, n = keys.shape
+    bits = keys.view(np.uint32)
+    key = np.empty(n, dtype=np.uint32)
+    key2 = np.empty(n, dtype=np.uint32)
+    idx = np.empty(n, dtype=np.int32)
+    idx2 = np.empty(n, dtype=np.int32)
+    c0 = np.empty(2048, dtype=np.int64)
+    c1 = np.empty(2048, dtype=np.int64)
+    c2 = np.empty(1024, dtype=np.int64)
+    for row in range(b):
+        c0[:] = 0
+        c1[:] = 0
+        c2[:] = 0
+        for j in range(n):  # keys and all three digit histograms in one pass
+            u = bits[row, j]
+            if u == np.uint32(0x80000000):  # -0.0 equals +0.0
+                u = np.uint32(0)
+            k = ~u if u >> np.uint32(31) else u | np.uint32(0x80000000)
+            key[j] = k
+            idx[j] = j
+            c0[k & np.uint32(2047)] += 1
+            c1[(k >> np.uint32(11)) & np.uint32(2047)] += 1
+            c2[k >> np.uint32(22)] += 1
+        for counts in (c0, c1, c2):  # exclusive prefix sums: bucket starts
+            total = 0
+            for d in range(counts.size):
+                c = counts[d]
+                counts[d] = total
+                total += c
+        for j in range(n):
+            d = key[j] & np.uint32(2047)
+            q = c0[d]
+            c0[d] = q + 1
+            key2[q] = key[j]
+            idx2[q] = idx[j]
+        for j in range(n):
+            d = (key2[j] >> np.uint32(11)) & np.uint32(2047)
+            q = c1[d]
+            c1[d] = q + 1
+            key[q] = key2[j]
+            idx[q] = idx2[j]
+        for j in range(n):
+            d = key[j] >> np.uint32(22)
+            q = c2[d]
+            c2[d] = q + 1
+            key2[q] = key[j]
+            idx2[q] = idx[j]
+        has_tie = False
+        for t in range(n):
+            ranks[row, idx2[t]] = t
+            if t > 0 and key2[t] == key2[t - 1]:
+                has_tie = True
+        tied[row] = has_tie
+
+
+@_jit
+def _resolve_ties(values: np.ndarray, ranks: np.ndarray, tie_key: np.ndarray) -> None:
+    """Reorder runs of equal values (in rank order) by ``tie_key`` (insertion sort per run)."""
+    n = values.size
+    order = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        order[ranks[j]] = j
+    start = 0
+    while start < n:
+        stop = start + 1
+        while stop < n and values[order[stop]] == values[order[start]]:
+            stop += 1
+        if stop - start > 1:
+            for t in range(start + 1, stop):
+                cur = order[t]
+                q = t - 1
+                while q >= start and tie_key[order[q]] > tie_key[cur]:
+                    order[q + 1] = order[q]
+                    q -= 1
+                order[q + 1] = cur
+            for t in range(start, stop):
+                ranks[order[t]] = t
+        start = stop
+
+
 def rank_rows(values: np.ndarray, tie_keys: list[np.ndarray | None] | None = None,
               tie_source=None) -> np.ndarray:
     """Ranks 0..n-1 of each row with ties broken by a random key.
+
+    Rows whose values are all exactly representable in float32 (activations usually are) are
+    ranked by a compiled radix sort; others by ``numpy.argsort``. Within every run of tied
+    values the order is that of the row's random key, so the ranks equal those of a sort by
+    (value, key).
 
     Args:
         values: shape (B, n) finite floats (or integer codes).
@@ -101,18 +194,29 @@ def rank_rows(values: np.ndarray, tie_keys: list[np.ndarray | None] | None = Non
     """
     vals = np.asarray(values)
     b, n = vals.shape
-    order = np.argsort(vals, axis=1)
-    srt = np.take_along_axis(vals, order, axis=1)
-    tied = (srt[:, 1:] == srt[:, :-1]).any(axis=1) if n > 1 else np.zeros(b, bool)
+    ranks = np.empty((b, n), dtype=np.int32)
+    as32 = vals.astype(np.float32) if vals.dtype != np.float32 else vals
+    exact = vals.dtype == np.float32 or (vals.dtype.kind == "f" and np.array_equal(as32, vals))
+    if HAVE_NUMBA and exact and n > 0:
+        tied = np.zeros(b, dtype=np.bool_)
+        _radix_ranks(np.ascontiguousarray(as32), ranks, tied)
+    else:
+        order = np.argsort(vals, axis=1)
+        srt = np.take_along_axis(vals, order, axis=1)
+        tied = (srt[:, 1:] == srt[:, :-1]).any(axis=1) if n > 1 else np.zeros(b, bool)
+        np.put_along_axis(ranks, order, np.arange(n, dtype=np.int32)[None, :].repeat(b, 0),
+                          axis=1)
     for row in np.flatnonzero(tied):
         key = tie_keys[row] if tie_keys is not None else None
         if key is None:
             if tie_source is None:
                 raise ValueError("row has tied values but no tie-break keys were given")
             key = tie_source(int(row))
-        order[row] = np.lexsort((np.asarray(key), vals[row]))
-    ranks = np.empty((b, n), dtype=np.int32)
-    np.put_along_axis(ranks, order, np.arange(n, dtype=np.int32)[None, :].repeat(b, 0), axis=1)
+        key = np.ascontiguousarray(key, dtype=np.float64)
+        if HAVE_NUMBA:
+            _resolve_ties(np.ascontiguousarray(vals[row], dtype=np.float64), ranks[row], key)
+        else:  # pragma: no cover - installs without numba
+            ranks[row, np.lexsort((key, vals[row]))] = np.arange(n, dtype=np.int32)
     return ranks
 
 
