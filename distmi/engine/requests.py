@@ -129,6 +129,8 @@ class ScreenRequest:
         fdr_scope: ``"layer-target"`` (one family per layer and target) or ``"job"``.
         max_refine: refine at most this many pairs (the largest screen estimates among those
             selected); ``None``: no cap; 0: screen only.
+        max_refine_per_family: refine at most this many pairs per FDR family (largest screen
+            estimates first); ``None``: no cap.
         batch_size: pairs per screen work unit.
         null_batch_size: permutations per null-table work unit.
     """
@@ -140,6 +142,7 @@ class ScreenRequest:
     fdr_method: str = "bh"
     fdr_scope: str = "layer-target"
     max_refine: int | None = None
+    max_refine_per_family: int | None = None
     batch_size: int = 1024
     null_batch_size: int = 1000
 

@@ -9,7 +9,7 @@ statistics of batches of pairs.
   statistics 0, or ``nonfinite``: NaN) and ``n_samples``.
 
 Ranks are computed once per unit and per target and kept in the worker's LRU cache (a unit's
-ranks are shared by all its targets); ties are broken by the unit's seeded key
+ranks are shared by all its targets; the float values they come from are not kept); ties are broken by the unit's seeded key
 (``("unit", layer, index)`` or ``("target", name)``), so they do not depend on batching.
 """
 
@@ -67,7 +67,11 @@ def unit_ranks(worker: BatchWorker, layer: str, units: np.ndarray,
     if missing:
         lo, hi = shard if shard is not None else (min(missing), max(missing) + 1)
         lo, hi = min(lo, min(missing)), max(hi, max(missing) + 1)
-        values = worker._units(layer, lo, hi)[:, np.array(missing) - lo]  # shape (n, missing)
+        # the float block is read without caching it: once ranked, only the ranks are needed
+        key = ("units", layer, lo, hi)
+        block = (worker._cache[key] if key in worker._cache
+                 else worker.dataset.read_layer(layer, units=slice(lo, hi)))
+        values = np.asarray(block[:, np.array(missing) - lo], dtype=np.float64)  # (n, missing)
         status = [_usable(values[:, k]) for k in range(len(missing))]
         good = [k for k, st in enumerate(status) if st == "ok"]
         ranks = tie_broken_ranks(values[:, good], worker.task.root_seed,

@@ -9,6 +9,7 @@ job's estimator on the pairs the screen keeps).
       fdr_method: bh            # bh (Benjamini-Hochberg) | by (Benjamini-Yekutieli)
       fdr_scope: layer-target   # one FDR family per layer and target | job
       max_refine: null          # refine at most this many (largest screen estimates); 0: screen only
+      max_refine_per_family: null   # and at most this many per family (e.g. top 16 per layer and target)
       batch_size: 1024          # pairs per screen work unit
       null_batch_size: 1000     # permutations per null-table work unit
 
@@ -39,6 +40,7 @@ class ScreenSpec(BaseModel):
     fdr_method: Literal["bh", "by"] = "bh"
     fdr_scope: Literal[req.FDR_SCOPES] = "layer-target"  # type: ignore[valid-type]
     max_refine: int | None = Field(None, ge=0)
+    max_refine_per_family: int | None = Field(None, ge=0)
     batch_size: int = Field(1024, ge=1, le=1_000_000)
     null_batch_size: int = Field(1000, ge=1, le=1_000_000)
 
@@ -68,7 +70,7 @@ class ScreenSpec(BaseModel):
                 f"smallest p-value is 1/(n_permutations + 1); use at least {MIN_PERMUTATIONS} "
                 "(or 'auto'), or set fdr: null to skip the FDR selection"
             )
-        if self.fdr is None and self.max_refine is None:
+        if self.fdr is None and self.max_refine is None and self.max_refine_per_family is None:
             raise ValueError(
                 "screen.fdr is null and screen.max_refine is null, so nothing selects the pairs "
                 "to refine; set fdr (e.g. 0.05), max_refine (e.g. 500), or max_refine: 0 to "
@@ -82,6 +84,7 @@ class ScreenSpec(BaseModel):
             method=self.method, k=self.k,
             n_permutations=None if self.n_permutations == "auto" else int(self.n_permutations),
             fdr=self.fdr, fdr_method=self.fdr_method, fdr_scope=self.fdr_scope,
-            max_refine=self.max_refine, batch_size=self.batch_size,
+            max_refine=self.max_refine, max_refine_per_family=self.max_refine_per_family,
+            batch_size=self.batch_size,
             null_batch_size=self.null_batch_size,
         )

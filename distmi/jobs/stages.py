@@ -151,7 +151,8 @@ def run_two_stage(spec: JobSpec, ds: Any, plan: Plan, store: ResultStore, execut
         p_values = np.full(len(rows), np.nan)
     rows = add_significance(rows, p_values, screen.fdr if sp.null_batches else None,
                             screen.fdr_method, screen.fdr_scope)
-    keep = select_for_refine(rows, screen.fdr if sp.null_batches else None, screen.max_refine)
+    keep = select_for_refine(rows, screen.fdr if sp.null_batches else None, screen.max_refine,
+                             screen.max_refine_per_family, screen.fdr_scope)
     refine_batches = plan_refine(spec.plan_request(), rows[keep], ds)
     rstore = ResultStore(Path(spec.output) / REFINE, store.spec_hash)
     rstore.begin({"stage": "refine"}, overwrite=overwrite)

@@ -95,15 +95,25 @@ def add_significance(rows: pd.DataFrame, p_values: np.ndarray, fdr: float | None
     return out
 
 
-def select_for_refine(rows: pd.DataFrame, fdr: float | None, max_refine: int | None) -> np.ndarray:
-    """Rows to refine: q <= fdr (or every ``ok`` row without fdr), capped at the ``max_refine``
-    largest ``screen_estimate`` values (ties: table key order). Boolean mask."""
+def select_for_refine(rows: pd.DataFrame, fdr: float | None, max_refine: int | None,
+                      max_per_family: int | None = None,
+                      scope: str = "layer-target") -> np.ndarray:
+    """Rows to refine: q <= fdr (or every ``ok`` row without fdr), at most ``max_per_family``
+    per FDR family and ``max_refine`` in all, keeping the largest ``screen_estimate`` values
+    (ties: table order). Boolean mask."""
     ok = (rows["status"] == "ok").to_numpy()
     keep = ok & rows["significant"].to_numpy(bool) if fdr is not None else ok.copy()
+    est = rows["screen_estimate"].to_numpy(np.float64)
+    if max_per_family is not None:
+        fams = family_labels(rows, scope)
+        for fam in np.unique(fams[keep]):
+            idx = np.flatnonzero(keep & (fams == fam))
+            if len(idx) > max_per_family:
+                order = np.lexsort((idx, -est[idx]))
+                keep[idx[order[max_per_family:]]] = False
     if max_refine is not None and keep.sum() > max_refine:
         idx = np.flatnonzero(keep)
-        est = rows["screen_estimate"].to_numpy(np.float64)[idx]
-        order = np.lexsort((idx, -est))  # largest first, then table order
+        order = np.lexsort((idx, -est[idx]))  # largest first, then table order
         keep[:] = False
         keep[idx[order[:max_refine]]] = True
     return keep

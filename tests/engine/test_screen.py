@@ -163,6 +163,13 @@ def test_selection_options(two_stage, planted_dataset, tmp_path):
     top2 = t[t.significant].sort_values("screen_estimate", ascending=False).head(2)
     assert set(zip(capped.unit[capped.stage == "refined"], capped.target[capped.stage == "refined"],
                    strict=True)) == set(zip(top2.unit, top2.target, strict=True))
+    per = run_job(planted_spec(planted_dataset, tmp_path / "per",
+                               screen={"max_refine_per_family": 1})).table
+    ref_rows = per[per.stage == "refined"]
+    assert sorted(ref_rows.target) == ["label", "score"]  # one per (layer, target) family
+    for target, fam in t[t.significant].groupby("target"):
+        assert ref_rows[ref_rows.target == target].unit.item() == fam.loc[
+            fam.screen_estimate.idxmax(), "unit"]
     only = run_job(planted_spec(planted_dataset, tmp_path / "only", screen={"max_refine": 0}))
     assert (only.table.stage == "screen").all() and only.manifest["screen"]["pairs_refined"] == 0
     pd.testing.assert_series_equal(only.table.p_value, t.p_value)
@@ -210,6 +217,7 @@ def test_unit_unit_screen(planted_dataset, tmp_path):
     ({"method": "mine"}, r"screen.method: got 'mine', allowed values: 'ksg\+gaussian'"),
     ({"fdr": None}, r"nothing selects the pairs to refine"),
     ({"max_refine": -1}, r"screen.max_refine"),
+    ({"max_refine_per_family": -2}, r"screen.max_refine_per_family"),
     ({"k": 0}, r"screen.k"),
     ({"fdr_scope": "layer"}, r"screen.fdr_scope: got 'layer'"),
     ({"fdr_method": "holm"}, r"screen.fdr_method: got 'holm'"),
