@@ -97,6 +97,51 @@ def _write_null_tables(path: Path, null: pd.DataFrame) -> dict[str, Any]:
             "tables": {str(k): int(v) for k, v in sizes.items()}}
 
 
+class _Progress:
+    """Pairs done / total across both passes (the total grows once the refine pass is planned)."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def _min_discoveries(screen: Any, sp: Any) -> int | None:
+    """Pairs of the largest family that must be discovered together (1: single pairs can)."""
+    if screen.fdr is None or sp.n_permutations == 0:
+        return None
+    m = sp.max_family
+    scale = float(np.sum(1.0 / np.arange(1, m + 1))) if screen.fdr_method == "by" else 1.0
+    return max(1, math.ceil(m * scale / (screen.fdr * (sp.n_permutations + 1)) - 1e-12))
+
+
+def _resume(store: ResultStore, batches: Sequence[Any], what: str,
+            log: Callable[[str], None] | None) -> tuple[dict[str, str], set[str], list[Any]]:
+    """(planned key -> id, committed keys, batches still to run) of one pass."""
+    planned = {b.key: b.batch_id for b in batches}
+    done = store.done_batches(planned)
+    if done and log is not None:
+        log(f"resuming: {len(done)} of {len(planned)} {what} batches already committed")
+    return planned, done, [b for b in batches if b.key not in done]
+
+
+def _significance(rows: pd.DataFrame, null: pd.DataFrame | None, screen: Any) -> pd.DataFrame:
+    """Screen rows with screen_estimate, p_value, q_value and significant."""
+    from distmi.reduce.screen_table import add_significance, screen_pvalues, statistic_columns
+
+    comps = screen.components
+    rows = rows.copy()
+    rows["screen_estimate"] = rows[statistic_columns(comps)[0]]
+    if null is None:
+        return add_significance(rows, np.full(len(rows), np.nan), None, screen.fdr_method,
+                                screen.fdr_scope)
+    return add_significance(rows, screen_pvalues(rows, null, comps), screen.fdr,
+                            screen.fdr_method, screen.fdr_scope)
+
+
 def run_two_stage(spec: JobSpec, ds: Any, plan: Plan, store: ResultStore, executor: Executor,
                   task: TaskConfig, *, overwrite: bool,
                   progress: Callable[[int, int], None] | None,
@@ -104,82 +149,51 @@ def run_two_stage(spec: JobSpec, ds: Any, plan: Plan, store: ResultStore, execut
     """Screen every pair, refine the selected ones (see module docstring)."""
     import pandas as pd
 
-    from distmi.reduce.screen_table import (
-        add_significance,
-        merge_stages,
-        screen_pvalues,
-        select_for_refine,
-        statistic_columns,
-    )
+    from distmi.reduce.screen_table import merge_stages, select_for_refine
 
     screen = spec.screen.request()
     sp = plan_screen(plan, screen, ds)
     task = dataclasses.replace(task, screen=screen)
-    min_disc = None
-    if screen.fdr is not None and sp.n_permutations > 0:
-        min_disc = math.ceil(sp.max_family / (screen.fdr * (sp.n_permutations + 1)) - 1e-12)
-        if min_disc > 1 and log is not None:
-            log(f"screen: with {sp.n_permutations} permutations the smallest p-value is "
-                f"1/{sp.n_permutations + 1}, so a family of {sp.max_family} pairs needs at least "
-                f"{min_disc} discoveries together at fdr={screen.fdr}; use n_permutations: auto "
-                "to find single pairs")
-    planned = {b.key: b.batch_id for b in sp.batches}
-    done = store.done_batches(planned)
-    todo = [b for b in sp.batches if b.key not in done]
-    if done and log is not None:
-        log(f"resuming: {len(done)} of {len(planned)} screen-pass batches already committed")
-    total = [plan.n_pairs]
-    count = [sum(b.n_pairs for b in sp.screen_batches if b.key in done)]
-
-    def tick(n: int) -> None:
-        count[0] += n
-        if progress is not None:
-            progress(count[0], total[0])
-
-    tick(0)
+    min_disc = _min_discoveries(screen, sp)
+    if min_disc is not None and min_disc > 1 and log is not None:
+        log(f"screen: with {sp.n_permutations} permutations the smallest p-value is "
+            f"1/{sp.n_permutations + 1}, so a family of {sp.max_family} pairs needs at least "
+            f"{min_disc} discoveries together at fdr={screen.fdr}; use n_permutations: auto "
+            "to find single pairs")
+    # screen pass: null tables and screen statistics
+    planned, done, todo = _resume(store, sp.batches, "screen-pass", log)
+    tick = _Progress(progress, plan.n_pairs)
+    tick(sum(b.n_pairs for b in sp.screen_batches if b.key in done))
     t0 = time.perf_counter()
     n_run = execute_batches(executor, todo, task, store, tick)
     screen_s = time.perf_counter() - t0
-    rows = sort_table(store.read_parts([b.key for b in sp.screen_batches]))
-    comps = screen.components
-    rows["screen_estimate"] = rows[statistic_columns(comps)[0]]
-    if sp.null_batches:
-        null = store.read_parts([b.key for b in sp.null_batches])
-        p_values = screen_pvalues(rows, null, comps)
-    else:
-        null = pd.DataFrame(columns=["null_key", "permutation"])
-        p_values = np.full(len(rows), np.nan)
-    rows = add_significance(rows, p_values, screen.fdr if sp.null_batches else None,
-                            screen.fdr_method, screen.fdr_scope)
-    keep = select_for_refine(rows, screen.fdr if sp.null_batches else None, screen.max_refine,
+    null = store.read_parts([b.key for b in sp.null_batches]) if sp.null_batches else None
+    rows = _significance(sort_table(store.read_parts([b.key for b in sp.screen_batches])), null,
+                         screen)
+    keep = select_for_refine(rows, screen.fdr if null is not None else None, screen.max_refine,
                              screen.max_refine_per_family, screen.fdr_scope)
+    # refine pass: the job's estimator on the selected pairs, in its own store
     refine_batches = plan_refine(spec.plan_request(), rows[keep], ds)
     rstore = ResultStore(Path(spec.output) / REFINE, store.spec_hash)
     rstore.begin({"stage": "refine"}, overwrite=overwrite)
-    planned2 = {b.key: b.batch_id for b in refine_batches}
-    done2 = rstore.done_batches(planned2)
-    todo2 = [b for b in refine_batches if b.key not in done2]
-    total[0] += sum(b.n_pairs for b in refine_batches)
-    count[0] += sum(b.n_pairs for b in refine_batches if b.key in done2)
-    tick(0)
+    planned2, done2, todo2 = _resume(rstore, refine_batches, "refine", log)
+    tick.total += sum(b.n_pairs for b in refine_batches)
+    tick(sum(b.n_pairs for b in refine_batches if b.key in done2))
     t1 = time.perf_counter()
     n_run2 = execute_batches(executor, todo2, task, rstore, tick)
     refine_s = time.perf_counter() - t1
     keys2 = sorted(planned2)
-    refined = rstore.read_parts(keys2) if keys2 else None
-    table = merge_stages(rows, refined, screen.method, comps)
-    null_info = _write_null_tables(Path(spec.output) / NULL_TABLES, null)
-    refine_parts = [
-        {"path": f"{REFINE}/parts/{k}.parquet", "sha256": _sha256(rstore.parts / f"{k}.parquet")}
-        for k in keys2
-    ]
+    table = merge_stages(rows, rstore.read_parts(keys2) if keys2 else None, screen.method,
+                         screen.components)
+    if null is None:
+        null = pd.DataFrame(columns=["null_key", "permutation"])
     ok = rows["status"] == "ok"
     provenance = {
         "screen": {
             **dataclasses.asdict(screen),
-            "components": list(comps),
+            "components": list(screen.components),
             "n_permutations_used": sp.n_permutations,
-            "null_tables": null_info,
+            "null_tables": _write_null_tables(Path(spec.output) / NULL_TABLES, null),
             "families": len(sp.families),
             "largest_family": sp.max_family,
             "min_discoveries_per_family": min_disc,
@@ -187,10 +201,10 @@ def run_two_stage(spec: JobSpec, ds: Any, plan: Plan, store: ResultStore, execut
             "pairs_tested": int(ok.sum()),
             "pairs_significant": int(rows["significant"].sum()),
             "pairs_refined": int(sum(b.n_pairs for b in refine_batches)),
-            "refine_parts": refine_parts,
+            "refine_parts": [{"path": f"{REFINE}/parts/{k}.parquet",
+                              "sha256": _sha256(rstore.parts / f"{k}.parquet")} for k in keys2],
             "timings": {"screen_pass_s": round(screen_s, 4), "refine_pass_s": round(refine_s, 4),
-                        "refine_batches_run": n_run2,
-                        "refine_batches_resumed": len(done2)},
+                        "refine_batches_run": n_run2, "refine_batches_resumed": len(done2)},
         },
     }
     return StagesOutcome(table, sorted(planned), len(planned) + len(planned2), n_run + n_run2,
