@@ -132,7 +132,9 @@ def run_job(
             executor.close()
     exec_s = time.perf_counter() - t_exec
     table, keys = outcome.table, outcome.keys
-    compute_s = sum(store.part_info(k).get("seconds", 0.0) for k in keys)
+    infos = [store.part_info(k) for k in keys]
+    compute_s = sum(i.get("seconds", 0.0) for i in infos)
+    compute_cpu_s = sum(i.get("cpu_seconds", 0.0) for i in infos)
     provenance = {
         "job_name": spec.name,
         "spec": spec_to_dict(spec),
@@ -151,6 +153,7 @@ def run_job(
             "wall_s": round(time.perf_counter() - t_start, 4),
             "execute_s": round(exec_s, 4),
             "compute_s_sum": round(compute_s, 4),
+            "compute_cpu_s_sum": round(compute_cpu_s, 4),
             "batches_total": outcome.batches_total,
             "batches_run": outcome.batches_run,
             "batches_resumed": outcome.batches_resumed,

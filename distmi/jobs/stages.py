@@ -52,7 +52,8 @@ def execute_batches(executor: Executor, batches: Sequence[Any], task: TaskConfig
     """
     n_run = 0
     for out in executor.run(list(batches), task):
-        info = {"seconds": out.seconds, "worker": out.worker, "node_id": out.node_id}
+        info = {"seconds": out.seconds, "cpu_seconds": out.cpu_seconds, "worker": out.worker,
+                "node_id": out.node_id}
         store.write_part(batch_key(out.batch_id), out.batch_id, out.columns, info)
         n_run += 1
         if on_pairs is not None:
@@ -80,6 +81,11 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _cpu(store: ResultStore, keys: list[str]) -> float:
+    """CPU seconds of the work units behind ``keys`` (summed over workers)."""
+    return round(sum(store.part_info(k).get("cpu_seconds", 0.0) for k in keys), 3)
 
 
 def _write_null_tables(path: Path, null: pd.DataFrame) -> dict[str, Any]:
@@ -204,7 +210,11 @@ def run_two_stage(spec: JobSpec, ds: Any, plan: Plan, store: ResultStore, execut
             "refine_parts": [{"path": f"{REFINE}/parts/{k}.parquet",
                               "sha256": _sha256(rstore.parts / f"{k}.parquet")} for k in keys2],
             "timings": {"screen_pass_s": round(screen_s, 4), "refine_pass_s": round(refine_s, 4),
-                        "refine_batches_run": n_run2, "refine_batches_resumed": len(done2)},
+                        "refine_batches_run": n_run2, "refine_batches_resumed": len(done2),
+                        "cpu_s": {
+                            "null_tables": _cpu(store, [b.key for b in sp.null_batches]),
+                            "screen": _cpu(store, [b.key for b in sp.screen_batches]),
+                            "refine": _cpu(rstore, keys2)}},
         },
     }
     return StagesOutcome(table, sorted(planned), len(planned) + len(planned2), n_run + n_run2,
