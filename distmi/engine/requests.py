@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distmi.kernels.rank_screen import SCREEN_METHODS
+from distmi.kernels.screen_methods import SCREEN_METHODS
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,10 @@ import numpy as np
 from scipy.special import digamma
 
 from distmi.kernels.copula_knn import copula_ksg_rows, copula_ross_rows
+from distmi.kernels.screen_methods import SCREEN_METHODS, SCREEN_STATISTICS
+
+__all__ = ["SCREEN_METHODS", "SCREEN_STATISTICS", "normal_scores", "psi_table", "rank_rows",
+           "screen_statistics"]
 
 try:  # numba is a dependency; without it the screen is unavailable (clear error below)
     import numba
@@ -67,14 +71,6 @@ except ImportError:  # pragma: no cover - exercised only on installs without num
         return func
 
 
-SCREEN_STATISTICS = ("ksg", "gaussian", "xi")
-SCREEN_METHODS: dict[str, tuple[str, ...]] = {
-    "ksg+gaussian": ("ksg", "gaussian"),
-    "ksg": ("ksg",),
-    "gaussian": ("gaussian",),
-    "xi": ("xi",),
-}
-"""Screen methods and the statistics each combines (by the min-P rule when more than one)."""
 
 
 def psi_table(n: int) -> np.ndarray:
