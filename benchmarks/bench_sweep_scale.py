@@ -86,8 +86,9 @@ def job_doc(ds: Path, out: Path, args, executor: str, workers: int = 1) -> dict:
     }
 
 
-def stage_seconds(out: Path) -> dict[str, float]:
-    """CPU-ish seconds of the work units (sum over workers) by kind, from the part files."""
+def stage_seconds(out: Path, field: str = "cpu_seconds") -> dict[str, float]:
+    """Seconds of the work units (``cpu_seconds`` or wall ``seconds``, summed over workers) by
+    kind, from the part files."""
     import pyarrow.parquet as pq
 
     sums = {"null": 0.0, "screen": 0.0, "refine": 0.0}
@@ -97,7 +98,7 @@ def stage_seconds(out: Path) -> dict[str, float]:
             bid = meta[b"distmi.batch_id"].decode()
             kind = bid.split("|")[0]
             info = json.loads(meta[b"distmi.info"].decode())
-            sums[kind if kind in sums else "refine"] += info["seconds"]
+            sums[kind if kind in sums else "refine"] += info.get(field, float("nan"))
     return sums
 
 
@@ -137,6 +138,11 @@ def workers(args) -> None:
         sc = m["screen"]
         screen_s, refine_s = sc["timings"]["screen_pass_s"], sc["timings"]["refine_pass_s"]
         secs = stage_seconds(out)
+        n_cpu = secs["null"] + secs["screen"]
+        per_core = (f"screen pass {pairs / max(n_cpu, 1e-9):.0f} pairs per CPU-second incl. "
+                    f"tables ({pairs / max(secs['screen'], 1e-9):.0f} without)")
+        if sc["pairs_refined"]:
+            per_core += f", refine {sc['pairs_refined'] / max(secs['refine'], 1e-9):.2f} pairs per CPU-second"
         same = "" if ref is None else (
             ", table identical" if res.table.equals(ref) else ", TABLE DIFFERS")
         if ref is None:
@@ -146,10 +152,10 @@ def workers(args) -> None:
               f"{refine_s:.1f} ({sc['pairs_refined'] / max(refine_s, 1e-9):.2f} pairs/s) | "
               f"{secs['null']:.1f} / {secs['screen']:.1f} / {secs['refine']:.1f} | "
               f"B={sc['n_permutations_used']}, {sc['pairs_significant']} significant, "
-              f"{sc['pairs_refined']} refined; driver CPU {time.process_time() - c0:.1f} s"
-              f"{same} |", flush=True)
+              f"{sc['pairs_refined']} refined; {per_core}; driver CPU "
+              f"{time.process_time() - c0:.1f} s{same} |", flush=True)
     print("columns: run | wall s | screen pass s (pairs/s) | refine pass s (pairs/s) | "
-          "work-unit seconds null / screen / refine (summed over workers) | notes")
+          "work-unit CPU seconds null / screen / refine (summed over workers) | notes")
 
 
 def memory(args) -> None:
