@@ -14,6 +14,7 @@
 
     .venv/bin/python benchmarks/bench_sweep_stats.py              # ~10-20 min on 2 cores
     .venv/bin/python benchmarks/bench_sweep_stats.py --seeds 5    # quick look
+    .venv/bin/python benchmarks/bench_sweep_stats.py --skip-planted --first-seed 9 --seeds 11
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 
-def noise_only(seeds: int, n: int, units: int, threads: int) -> None:
+def noise_only(seeds: int, n: int, units: int, threads: int, first: int = 0) -> None:
     import distmi
 
     fdp, rejections, tested = [], 0, 0
     t0, c0 = time.perf_counter(), time.process_time()
-    for seed in range(seeds):
+    for seed in range(first, first + seeds):
         rng = np.random.default_rng(1000 + seed)
         X = rng.normal(size=(n, units))
         Y = np.column_stack([rng.normal(size=n), rng.standard_t(2, size=n)])
@@ -89,12 +90,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--units", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0, help="resume a split run")
     parser.add_argument("--skip-noise", action="store_true")
+    parser.add_argument("--skip-planted", action="store_true")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    planted(args.n, args.units, args.threads)
+    if not args.skip_planted:
+        planted(args.n, args.units, args.threads)
     if not args.skip_noise:
-        noise_only(args.seeds, args.n, args.units, args.threads)
+        noise_only(args.seeds, args.n, args.units, args.threads, args.first_seed)
 
 
 if __name__ == "__main__":
