@@ -96,7 +96,9 @@ def run_job(
         executor: an executor instance (default: from ``spec.scaling``, closed at the end).
         address: Ray address to attach to (overrides ``scaling.address``).
         overwrite: discard results already in the output folder.
-        progress: called as ``progress(done, total)`` in pairs (work units), after each batch.
+        progress: called as ``progress(done, total)`` in pairs (work units), after each batch
+            (a two-stage job also counts its null-table permutations, and its total grows when
+            the refine stage is planned).
         log: called with one-line messages (dataset build, resume counts).
     """
     t_start = time.perf_counter()

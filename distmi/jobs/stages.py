@@ -48,7 +48,8 @@ def execute_batches(executor: Executor, batches: Sequence[Any], task: TaskConfig
                     store: ResultStore, on_pairs: Callable[[int], None] | None = None) -> int:
     """Run ``batches`` and commit each output as a part of ``store``; returns the number run.
 
-    ``on_pairs(n)`` is called after each batch with the number of pairs it held.
+    ``on_pairs(n)`` is called after each batch with the number of pairs it held (for a
+    null-table batch: its permutations, each about the cost of one pair).
     """
     n_run = 0
     for out in executor.run(list(batches), task):
@@ -57,7 +58,7 @@ def execute_batches(executor: Executor, batches: Sequence[Any], task: TaskConfig
         store.write_part(batch_key(out.batch_id), out.batch_id, out.columns, info)
         n_run += 1
         if on_pairs is not None:
-            on_pairs(len(out.columns.get("layer", ())))
+            on_pairs(len(out.columns.get("layer", out.columns.get("permutation", ()))))
     return n_run
 
 
@@ -104,7 +105,8 @@ def _write_null_tables(path: Path, null: pd.DataFrame) -> dict[str, Any]:
 
 
 class _Progress:
-    """Pairs done / total across both passes (the total grows once the refine pass is planned)."""
+    """Work done / total across both passes, in pairs (a null-table permutation counts as one
+    pair: it costs about as much); the total grows once the refine pass is planned."""
 
     def __init__(self, progress: Callable[[int, int], None] | None, total: int) -> None:
         self.progress, self.total, self.done = progress, total, 0
@@ -168,8 +170,10 @@ def run_two_stage(spec: JobSpec, ds: Any, plan: Plan, store: ResultStore, execut
             "to find single pairs")
     # screen pass: null tables and screen statistics
     planned, done, todo = _resume(store, sp.batches, "screen-pass", log)
-    tick = _Progress(progress, plan.n_pairs)
-    tick(sum(b.n_pairs for b in sp.screen_batches if b.key in done))
+    n_perms = sum(b.stop - b.start for b in sp.null_batches)
+    tick = _Progress(progress, plan.n_pairs + n_perms)
+    tick(sum(b.n_pairs for b in sp.screen_batches if b.key in done)
+         + sum(b.stop - b.start for b in sp.null_batches if b.key in done))
     t0 = time.perf_counter()
     n_run = execute_batches(executor, todo, task, store, tick)
     screen_s = time.perf_counter() - t0

@@ -315,3 +315,13 @@ def test_screen_pairs_in_memory():
     assert list(plain.columns) == ["x_index", "y_index", "screen_estimate", "screen_xi"]
     with pytest.raises(InvalidParameterError, match=r"fdr must lie in \(0, 1\)"):
         distmi.screen_pairs(X, y, fdr=0)
+
+
+def test_progress_reaches_its_total(planted_dataset, tmp_path):
+    seen = []
+    res = run_job(planted_spec(planted_dataset, tmp_path / "p"),
+                  progress=lambda done, total: seen.append((done, total)))
+    m = res.manifest["screen"]
+    perms = m["n_permutations_used"] * len(m["null_tables"]["tables"])
+    assert seen[-1] == (80 + perms + m["pairs_refined"],) * 2
+    assert all(a <= b for a, b in seen) and [d for d, _ in seen] == sorted(d for d, _ in seen)
