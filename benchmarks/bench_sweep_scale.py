@@ -14,7 +14,8 @@ process, so an upper bound of a Ray worker), screen plus a GMM refine of ``--max
 pairs; prints the child's peak resident memory.
 
     .venv/bin/python benchmarks/bench_sweep_scale.py                        # ~5-10 min
-    .venv/bin/python benchmarks/bench_sweep_scale.py --mode memory          # ~10-20 min
+    .venv/bin/python benchmarks/bench_sweep_scale.py --mode memory --permutations 2000 \
+        --fdr none --max-refine 32                                          # ~10-20 min
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def job_doc(ds: Path, out: Path, args, executor: str, workers: int = 1) -> dict:
         "name": "bench-sweep",
         "dataset": {"path": str(ds)},
         "targets": targets,
-        "screen": {"n_permutations": args.permutations, "fdr": 0.05,
+        "screen": {"n_permutations": args.permutations, "fdr": args.fdr,
                    "max_refine": args.max_refine},
         "estimator": {"method": "gmm", "params": {"max_components": 4}},
         "n_bootstrap": args.bootstrap,
@@ -202,11 +203,13 @@ def main() -> None:
     parser.add_argument("--n-cat", type=int, default=2)
     parser.add_argument("--permutations", default="auto")
     parser.add_argument("--max-refine", type=int, default=32)
+    parser.add_argument("--fdr", default="0.05", help="'none': refine the --max-refine largest")
     parser.add_argument("--bootstrap", type=int, default=10)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     if args.permutations != "auto":
         args.permutations = int(args.permutations)
+    args.fdr = None if args.fdr == "none" else float(args.fdr)
     if args.mode == "workers":
         workers(args)
     else:
