@@ -83,7 +83,7 @@ def job_doc(ds: Path, out: Path, args, executor: str, workers: int = 1) -> dict:
         "seed": 0,
         "output": str(out),
         "scaling": {"executor": executor, "workers": workers, "cpus_per_worker": 1,
-                    "batch_size": 16, "units_per_shard": 256},
+                    "batch_size": args.batch_size, "units_per_shard": 256},
     }
 
 
@@ -205,6 +205,7 @@ def main() -> None:
     parser.add_argument("--max-refine", type=int, default=32)
     parser.add_argument("--fdr", default="0.05", help="'none': refine the --max-refine largest")
     parser.add_argument("--bootstrap", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=64, help="refine pairs per work unit")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     if args.permutations != "auto":
