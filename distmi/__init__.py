@@ -7,11 +7,12 @@ Quick start::
     import distmi
     result = distmi.mutual_information(x, y)            # GMM-MI with a bootstrap CI, in nats
     table = distmi.pairwise_mi(X, Y, method="gmm")      # every column pair, one batched program
+    screen = distmi.screen_pairs(X, Y)                  # rank screen: p-values, q-values
 """
 
 from __future__ import annotations
 
-from distmi.api import mutual_information, pairwise_mi
+from distmi.api import mutual_information, pairwise_mi, screen_pairs
 from distmi.core import (
     DistmiError,
     MIResult,
@@ -50,6 +51,7 @@ __all__ = [
     "mutual_information",
     "pairwise_mi",
     "register_method",
+    "screen_pairs",
 ]
 
 

@@ -8,10 +8,12 @@ from distmi.engine.requests import (
     ExecutorSettings,
     LayerRequest,
     PlanRequest,
+    ScreenRequest,
     TopVarianceUnits,
     UnitIndices,
     UnitRange,
 )
+from distmi.engine.screen_plan import NullBatch, ScreenPlan, plan_refine, plan_screen
 from distmi.engine.worker import RESULT_COLUMNS, BatchOutput, BatchWorker, TaskConfig
 
 __all__ = [
@@ -25,9 +27,12 @@ __all__ = [
     "ExecutorSettings",
     "InProcessExecutor",
     "LayerRequest",
+    "NullBatch",
     "Partner",
     "Plan",
     "PlanRequest",
+    "ScreenPlan",
+    "ScreenRequest",
     "TaskConfig",
     "TopVarianceUnits",
     "UnitIndices",
@@ -35,4 +40,6 @@ __all__ = [
     "WorkBatch",
     "make_executor",
     "make_plan",
+    "plan_refine",
+    "plan_screen",
 ]

@@ -72,6 +72,8 @@ class WorkBatch:
         shard: ``(start, stop)`` unit range of ``layer`` that holds every x unit.
         seed: the seed group's seed.
         layer_units: for ``layer-target`` the units forming the x vector, else empty.
+        stage: ``"estimate"`` (a one-stage job), or in a two-stage sweep ``"screen"`` or
+            ``"refine"`` (:mod:`distmi.engine.screen_plan`).
     """
 
     batch_id: str
@@ -82,6 +84,7 @@ class WorkBatch:
     shard: tuple[int, int]
     seed: int
     layer_units: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    stage: str = "estimate"
 
     @property
     def n_pairs(self) -> int:
@@ -169,17 +172,25 @@ def _chunks(x: np.ndarray, y: np.ndarray, shard_of: np.ndarray, size: int) -> It
             yield int(s), x[part], y[part]
 
 
-def _group_batches(mode: str, layer: str, partner: Partner, x: np.ndarray, y: np.ndarray,
-                   seed: int, batch_size: int, units_per_shard: int, n_units: int) -> list[WorkBatch]:
+def make_batch(mode: str, layer: str, partner: Partner, x: np.ndarray, y: np.ndarray,
+               seed: int, shard: tuple[int, int]) -> WorkBatch:
+    """One work unit of pairs ``(x[k], y[k])`` whose x units lie in ``shard``; its id is a
+    function of its content."""
+    pair_hash = _units_hash(np.concatenate([x, y]))
+    bid = (f"{mode}|{layer}|{partner.kind}:{partner.name}|u{int(x[0])}-{int(x[-1])}"
+           f"|n{len(x)}|{pair_hash}")
+    return WorkBatch(bid, layer, partner, x.astype(np.int64), y.astype(np.int64), shard, seed)
+
+
+def group_batches(mode: str, layer: str, partner: Partner, x: np.ndarray, y: np.ndarray,
+                  seed: int, batch_size: int, units_per_shard: int,
+                  n_units: int) -> list[WorkBatch]:
+    """Cut the pairs of one seed group (sorted by x) into batches within shards."""
     out = []
     shard_of = x // units_per_shard
     for s, xb, yb in _chunks(x, y, shard_of, batch_size):
         shard = (s * units_per_shard, min((s + 1) * units_per_shard, n_units))
-        pair_hash = _units_hash(np.concatenate([xb, yb]))
-        bid = (f"{mode}|{layer}|{partner.kind}:{partner.name}|u{int(xb[0])}-{int(xb[-1])}"
-               f"|n{len(xb)}|{pair_hash}")
-        out.append(WorkBatch(bid, layer, partner, xb.astype(np.int64), yb.astype(np.int64),
-                             shard, seed))
+        out.append(make_batch(mode, layer, partner, xb, yb, seed, shard))
     return out
 
 
@@ -228,7 +239,7 @@ def make_plan(request: PlanRequest, ds: ActivationDataset) -> Plan:
                 count(len(units))
                 partner = Partner("target", t)
                 seed = derive_seed(root, "pairs", name, "target", t)
-                batches += _group_batches(mode, name, partner, units, np.full_like(units, -1),
+                batches += group_batches(mode, name, partner, units, np.full_like(units, -1),
                                           seed, batch_size, units_per_shard, n_units)
         elif mode == "layer-target":
             for t in request.targets:
@@ -244,7 +255,7 @@ def make_plan(request: PlanRequest, ds: ActivationDataset) -> Plan:
             i, j = np.triu_indices(len(units), k=1)
             count(len(i))
             seed = derive_seed(root, "pairs", name, "layer", name)
-            batches += _group_batches(mode, name, Partner("layer", name), units[i], units[j],
+            batches += group_batches(mode, name, Partner("layer", name), units[i], units[j],
                                       seed, batch_size, units_per_shard, n_units)
     if mode == "adjacent-layers":
         names = list(layers)
@@ -258,6 +269,6 @@ def make_plan(request: PlanRequest, ds: ActivationDataset) -> Plan:
             count(len(ua) * len(ub))
             xa, yb = np.repeat(ua, len(ub)), np.tile(ub, len(ua))
             seed = derive_seed(root, "pairs", a, "layer", b)
-            batches += _group_batches(mode, a, Partner("layer", b), xa, yb, seed,
+            batches += group_batches(mode, a, Partner("layer", b), xa, yb, seed,
                                       batch_size, units_per_shard, ds.layer_shape(a)[1])
     return Plan(batches, layers, list(request.targets), mode)

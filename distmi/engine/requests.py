@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from distmi.kernels.screen_methods import SCREEN_METHODS
+
 
 @dataclass(frozen=True)
 class AllUnits:
@@ -105,3 +107,45 @@ class ExecutorSettings:
     max_in_flight: int = 2
     spread: bool = False
     retries: int = 3
+
+
+FDR_SCOPES = ("layer-target", "job")
+
+
+@dataclass(frozen=True)
+class ScreenRequest:
+    """A two-stage sweep: screen every pair with a rank statistic, refine the survivors.
+
+    Attributes:
+        method: a key of :data:`SCREEN_METHODS`; ``"ksg+gaussian"`` combines copula KSG
+            (non-monotone dependence) and the Gaussian copula (weak monotone dependence).
+        k: neighbours of the copula KSG statistic.
+        n_permutations: permutations per null table; ``None`` chooses enough for a single
+            pair of the largest FDR family to be discoverable (see ``docs/engine.md``);
+            0 computes no p-values.
+        fdr: false discovery rate level; pairs with q <= fdr are refined. ``None``: no FDR
+            selection (then ``max_refine`` picks the strongest pairs).
+        fdr_method: ``"bh"`` (Benjamini-Hochberg) or ``"by"`` (Benjamini-Yekutieli).
+        fdr_scope: ``"layer-target"`` (one family per layer and target) or ``"job"``.
+        max_refine: refine at most this many pairs (the largest screen estimates among those
+            selected); ``None``: no cap; 0: screen only.
+        max_refine_per_family: refine at most this many pairs per FDR family (largest screen
+            estimates first); ``None``: no cap.
+        batch_size: pairs per screen work unit.
+        null_batch_size: permutations per null-table work unit.
+    """
+
+    method: str = "ksg+gaussian"
+    k: int = 5
+    n_permutations: int | None = None
+    fdr: float | None = 0.05
+    fdr_method: str = "bh"
+    fdr_scope: str = "layer-target"
+    max_refine: int | None = None
+    max_refine_per_family: int | None = None
+    batch_size: int = 1024
+    null_batch_size: int = 1000
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return SCREEN_METHODS[self.method]

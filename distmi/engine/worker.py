@@ -11,6 +11,9 @@ baseline of a pair is the mean estimate after permuting the rows of y with permu
 value the estimator reports for independent variables at this sample size (its bias floor).
 Null fits use ``n_bootstrap=0``.
 
+In a two-stage sweep the same worker also runs screen and null-table batches
+(:mod:`distmi.engine.screen_worker`); refine batches are ordinary estimate batches.
+
 Units that are constant or hold NaN/Inf cannot be estimated; their rows carry
 ``status="constant"`` (estimate 0: MI with a constant is zero) or ``status="nonfinite"``
 (estimate NaN) instead of failing the job. Estimated rows carry the result's own
@@ -58,17 +61,20 @@ class TaskConfig:
     # ``worker_factory(task)`` builds the worker of analyses that plan their own work units
     # (an object with ``run(unit) -> BatchOutput``); None runs pair batches with BatchWorker
     worker_factory: Any = None
+    screen: Any = None  # the ScreenRequest of a two-stage sweep (screen and null batches)
 
 
 @dataclass
 class BatchOutput:
-    """Rows of one batch (column name -> list) plus where and how long it ran."""
+    """Rows of one batch (column name -> list) plus where and how long it ran (wall seconds,
+    and CPU seconds of the worker process, which on a busy machine is the fairer measure)."""
 
     batch_id: str
     columns: dict[str, list[Any]]
     seconds: float
     worker: str = field(default_factory=lambda: f"pid{os.getpid()}")
     node_id: str = ""
+    cpu_seconds: float = float("nan")
 
 
 def make_worker(task: TaskConfig) -> Any:
@@ -184,8 +190,25 @@ class BatchWorker:
         return total / k_max
 
     def run(self, batch: WorkBatch) -> BatchOutput:
-        """Estimate every pair of ``batch``; rows follow the batch's pair order."""
-        t0 = time.perf_counter()
+        """Run one work unit: estimate every pair of ``batch`` (rows in its pair order), or,
+        in a two-stage sweep, its screen statistics or null-table permutations
+        (:mod:`distmi.engine.screen_worker`)."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        stage = getattr(batch, "stage", "estimate")
+        if stage in ("screen", "null"):
+            from distmi.engine import screen_worker
+
+            if self.task.screen is None:
+                raise InvalidParameterError(
+                    f"batch {batch.batch_id} is a {stage} batch but the task has no screen "
+                    "settings; build the TaskConfig with screen=ScreenRequest(...)."
+                )
+            run = screen_worker.run_null if stage == "null" else screen_worker.run_screen
+            rows = run(self, batch)
+            if stage == "screen":
+                rows["batch_id"] = [batch.batch_id] * batch.n_pairs
+            return BatchOutput(batch.batch_id, rows, time.perf_counter() - t0,
+                               cpu_seconds=time.process_time() - c0)
         spec = self._spec()
         if batch.partner.kind == "target":
             y, discrete = self._target(batch.partner.name)
@@ -200,7 +223,8 @@ class BatchWorker:
         else:
             rows = self._run_pairs(batch)
         rows["batch_id"] = [batch.batch_id] * batch.n_pairs
-        return BatchOutput(batch.batch_id, rows, time.perf_counter() - t0)
+        return BatchOutput(batch.batch_id, rows, time.perf_counter() - t0,
+                           cpu_seconds=time.process_time() - c0)
 
     def _run_pairs(self, batch: WorkBatch) -> dict[str, list[Any]]:
         s0, s1 = batch.shard

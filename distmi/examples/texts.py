@@ -173,3 +173,8 @@ def build_minilm_dataset(
     return capture(model, tokenize(tokenizer, texts), list(layers), out_dir, pooling=pooling,
                    targets=concepts, batch_size=batch_size, model_id="all-MiniLM-L6-v2",
                    overwrite=overwrite)
+
+
+def build_minilm_2048_dataset(out_dir: str | Path, **kwargs: Any):
+    """:func:`build_minilm_dataset` on 2048 texts (the bundled ``minilm-2048`` dataset)."""
+    return build_minilm_dataset(out_dir, n_texts=2048, **kwargs)

@@ -25,6 +25,7 @@ _BUILDERS: dict[str, str | Callable[[Path], Any]] = {
     "iris": "distmi.examples.train_models:build_iris_dataset",
     "digits": "distmi.examples.train_models:build_digits_dataset",
     "minilm": "distmi.examples.texts:build_minilm_dataset",
+    "minilm-2048": "distmi.examples.texts:build_minilm_2048_dataset",
 }
 
 

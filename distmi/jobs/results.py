@@ -13,15 +13,23 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+USABLE_STATUSES = ("ok", "warning")
+
+
 def filter_table(
     table: pd.DataFrame,
     *,
     targets: Sequence[str] | None = None,
     layers: Sequence[str] | None = None,
     min_excess: float | None = None,
-    status: str | None = "ok",
+    status: str | Sequence[str] | None = USABLE_STATUSES,
 ) -> pd.DataFrame:
     """Rows of the given targets/layers/status whose ``excess`` (estimate - null) is large enough.
+
+    ``status`` keeps rows with these statuses (default: ``"ok"`` and ``"warning"``, the
+    estimates that stand, a warning such as "EM did not converge" being shown with the row;
+    not ``"constant"``, ``"nonfinite"`` or the neural bounds' ``"diverged"``, ``"negative"``,
+    ``"capped"``); ``None`` keeps every row.
 
     Raises:
         InvalidParameterError: a target or layer that is not in the table (lists the ones that are).
@@ -37,7 +45,8 @@ def filter_table(
                 )
             out = out[out[col].isin(list(wanted))]
     if status is not None:
-        out = out[out["status"] == status]
+        wanted = [status] if isinstance(status, str) else list(status)
+        out = out[out["status"].isin(wanted)]
     if min_excess is not None:
         out = out[out["excess"] >= min_excess]
     return out.reset_index(drop=True)

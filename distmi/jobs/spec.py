@@ -41,6 +41,7 @@ from distmi.engine import requests as req
 from distmi.engine.plan import PAIR_MODES
 from distmi.jobs.audit_spec import AuditSpec
 from distmi.jobs.datasets import check_builtin_name
+from distmi.jobs.screen_spec import ScreenSpec
 
 EXECUTORS = ("local", "ray")
 
@@ -145,6 +146,7 @@ class JobSpec(_Strict):
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
     retries: int = Field(3, ge=0, le=100)
     audit: AuditSpec | None = None  # thresholds of `distmi audit`; never changes the numbers
+    screen: ScreenSpec | None = None  # a two-stage sweep (distmi.jobs.screen_spec)
 
     @field_validator("layers")
     @classmethod
@@ -331,5 +333,10 @@ def spec_hash(spec: JobSpec) -> str:
     """
     doc = spec.model_dump(mode="json", exclude={"name", "scaling", "retries", "output", "audit"})
     doc["dataset"].pop("verify", None)
+    if doc.get("screen") is None:  # one-stage jobs keep the hash they had before screens
+        doc.pop("screen", None)
+    else:  # work-unit sizes change how the screen runs, not its numbers
+        doc["screen"].pop("batch_size", None)
+        doc["screen"].pop("null_batch_size", None)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -110,7 +110,7 @@ def test_quickstart_on_a_fresh_checkout(ray_local, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "committed 64 rows to out/iris-quickstart" in res.output
     table = pd.read_parquet(tmp_path / "out/iris-quickstart/attribution.parquet")
-    ok = table[table.status == "ok"]
+    ok = table[table.status.isin(["ok", "warning"])]
     best = ok.sort_values("estimate").iloc[-1]
     # the species carries log(3) = 1.0986 nats: no unit can exceed it by more than its CI
     assert ok[ok.target == "species"].ci_low.max() <= 1.0986 + 0.05 and best.estimate > 0.5

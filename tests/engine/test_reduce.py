@@ -56,7 +56,7 @@ def test_in_process_executor_retries_non_distmi_errors(tiny_dataset, tmp_path):
                      estimator={"method": "flaky_gmm_test"})
     ex = InProcessExecutor(retries=1)
     res = run_job(spec, executor=ex)
-    assert ex.n_retried == 1 and (res.table.status == "ok").all()
+    assert ex.n_retried == 1 and res.table.status.isin(["ok", "warning"]).all()
     _calls["n"] = 0
     with pytest.raises(EngineError, match=r"failed 1 time\(s\); last error: OSError"):
         run_job(tiny_spec(tiny_dataset, tmp_path / "r2", layers=["b"], targets=["score"],

@@ -129,7 +129,7 @@ def test_unit_unit_and_layer_target_modes(tiny_dataset, tmp_path):
                            null_permutations=0, n_bootstrap=0))
     t = uu.table
     assert len(t) == 24 and t.null_mean.isna().all()
-    top = t[t.status == "ok"].sort_values("estimate").iloc[-1]
+    top = t[t.status.isin(["ok", "warning"])].sort_values("estimate").iloc[-1]
     assert (top.unit, top.target, top.target_unit) == (0, "b", 0)
     mat = attribution_matrix(t, "a")
     assert mat.shape == (6, 4)
