@@ -13,7 +13,6 @@ import typer
 
 from distmi.cli.app import app
 from distmi.core.errors import DistmiError
-from distmi.core.storage import StorePath
 
 
 def _fail(exc: object) -> typer.Exit:
@@ -55,6 +54,7 @@ def validate_command(
     plan: bool = typer.Option(True, "--plan/--no-plan", help="Also plan it against the dataset."),
 ) -> None:
     """Check a job file (fields, dataset, layers, targets, method) and print its plan size."""
+    from distmi.jobs.datasets import pending_build
     from distmi.jobs.runner import plan_job
     from distmi.jobs.spec import load_spec, spec_hash
 
@@ -62,10 +62,9 @@ def validate_command(
         spec = load_spec(job)
         typer.echo(f"{job}: valid job {spec.name!r} (spec hash {spec_hash(spec)[:12]})")
         if plan:
-            if not (StorePath.of(spec.dataset.path) / "manifest.json").is_file() \
-                    and spec.dataset.builtin:
-                typer.echo(f"dataset {spec.dataset.path} will be built ({spec.dataset.builtin}) "
-                           "on the first run; plan not checked")
+            pending = pending_build(spec.dataset)
+            if pending is not None:
+                typer.echo(f"{pending}; plan not checked")
                 return
             _, p = plan_job(spec)
             units = {k: len(v) for k, v in p.layers.items()}

@@ -63,12 +63,16 @@ def task_config(spec: JobSpec, dataset_path: str) -> TaskConfig:
     )
 
 
-def plan_job(spec: JobSpec, log: Callable[[str], None] | None = None) -> tuple[Any, Plan]:
-    """Resolve the dataset (building a bundled one if asked) and plan the batches."""
+def plan_job(spec: JobSpec, log: Callable[[str], None] | None = None,
+             address: str | None = None) -> tuple[Any, Plan]:
+    """Ensure the dataset exists (building a bundled one or running the capture stage on the
+    job's executor when needed), then plan the batches."""
     from distmi.estimators.registry import get_method
 
     get_method(spec.estimator.method)  # unknown methods fail before any work
-    ds = resolve_dataset(spec.dataset, log=log)
+    ds = resolve_dataset(spec.dataset, log=log, address=address,
+                         settings=spec.scaling.executor_settings(spec.retries),
+                         threads=spec.scaling.threads_per_worker)
     return ds, make_plan(spec.plan_request(), ds)
 
 
@@ -92,7 +96,7 @@ def run_job(
         log: called with one-line messages (dataset build, resume counts).
     """
     t_start = time.perf_counter()
-    ds, plan = plan_job(spec, log)
+    ds, plan = plan_job(spec, log, address)
     shash = spec_hash(spec)
     store = ResultStore(spec.output, shash)
     total = len(plan.batches)

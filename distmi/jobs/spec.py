@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from distmi.core.errors import SpecError
 from distmi.engine import requests as req
 from distmi.engine.plan import PAIR_MODES
+from distmi.jobs.capture_spec import CaptureSpec
 from distmi.jobs.datasets import check_builtin_name
 
 EXECUTORS = ("local", "ray")
@@ -79,16 +80,25 @@ class LayerEntry(_Strict):
 
 
 class DatasetSpec(_Strict):
-    """An activation dataset folder; ``builtin`` builds a bundled example there when missing."""
+    """An activation dataset folder; ``builtin`` builds a bundled example there when missing,
+    ``capture`` captures a model's layers there (see :mod:`distmi.jobs.capture_spec`)."""
 
     path: str = Field(min_length=1)
     builtin: str | None = None  # a registered bundled dataset (distmi.jobs.builtin_datasets())
+    capture: CaptureSpec | None = None
     verify: bool = False
 
     @field_validator("builtin")
     @classmethod
     def _registered(cls, value: str | None) -> str | None:
         return None if value is None else check_builtin_name(value)
+
+    @model_validator(mode="after")
+    def _one_builder(self) -> DatasetSpec:
+        if self.builtin is not None and self.capture is not None:
+            raise ValueError("give dataset.builtin (a bundled dataset) or dataset.capture (a "
+                             "capture stage), not both")
+        return self
 
 
 class EstimatorSpec(_Strict):

@@ -260,7 +260,7 @@ def default_layers(model: Any) -> list[str]:
             if name and next(mod.children(), None) is None]
 
 
-def _glob_regex(pattern: str) -> re.Pattern[str]:
+def glob_regex(pattern: str) -> re.Pattern[str]:
     """``*`` within a dotted component, ``**`` across components, ``?`` one character."""
     out, i = [], 0
     while i < len(pattern):
@@ -328,7 +328,7 @@ def expand_layers(model: Any, layers: Any) -> list[str]:
         if entry == "all":
             found = default_layers(model)
         elif is_pattern(entry):
-            rx = _glob_regex(entry)
+            rx = glob_regex(entry)
             found = [n for n in available if rx.match(n)]
             if not found:
                 close = _pattern_suggestions(entry, available)
