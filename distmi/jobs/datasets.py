@@ -98,6 +98,23 @@ def _is_legacy(doc: dict[str, Any] | None) -> bool:
     return doc is not None and doc.get("format_version") in LEGACY_VERSIONS
 
 
+def capture_layers(capture: Any) -> list[str] | None:
+    """The layers a capture section selects, checked against the model without loading its
+    weights (HuggingFace and config-built models, on PyTorch's meta device); None for models
+    that would have to be built (factories, TorchScript).
+
+    Raises:
+        InvalidParameterError, UnknownLayerError: a glob or name that matches no module.
+    """
+    from distmi.store.capture_models import model_layers
+    from distmi.store.modules import expand_layers
+
+    source = capture.source()
+    if source.kind not in ("huggingface", "config"):
+        return None
+    return expand_layers(model_layers(source), list(capture.layer_list()))
+
+
 def _capture_reason(spec: DatasetSpec, doc: dict[str, Any] | None) -> str | None:
     """Why the capture stage must run (None: the dataset is the section's capture)."""
     from distmi.jobs.capture_spec import capture_spec_hash
@@ -123,7 +140,11 @@ def pending_build(spec: DatasetSpec) -> str | None:
         reason = _capture_reason(spec, doc)
         if reason is None:
             return None
-        return f"dataset {path} {reason}: it will be captured ({spec.capture.model}) first"
+        layers = capture_layers(spec.capture)
+        what = spec.capture.model if layers is None else (
+            f"{spec.capture.model}, {len(layers)} layers: " + (
+                ", ".join(layers) if len(layers) <= 4 else f"{layers[0]} .. {layers[-1]}"))
+        return f"dataset {path} {reason}: it will be captured ({what}) first"
     if spec.builtin is not None and (doc is None or _is_legacy(doc)):
         return f"dataset {path} will be built ({spec.builtin}) on the first run"
     return None

@@ -51,7 +51,8 @@ def to_storage(values: np.ndarray, dtype: str) -> np.ndarray:
     """Values as stored: a cast, or for ``bfloat16`` float32 rounded to nearest even (as
     ``torch.Tensor.to(torch.bfloat16)``), kept as ``uint16`` bits; NaN stays a quiet NaN."""
     if dtype != "bfloat16":
-        return values.astype(dtype, copy=False)
+        with np.errstate(over="ignore"):  # an overflow to Inf is reported by the writer
+            return values.astype(dtype, copy=False)
     bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
     rounded = (bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))))
     out = (rounded >> np.uint32(16)).astype(np.uint16)
