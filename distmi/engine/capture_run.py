@@ -98,6 +98,8 @@ class LocalCapturePool:
             yield self.session.run_shard(task, progress)
 
     def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
         self._session = None
 
 

@@ -121,14 +121,23 @@ def write_parts(
     forward: Callable | None,
     on_part: Callable[[dict[str, Any], list[dict]], None],
     progress: Callable[[int], None] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Cursor:
     """Run ``batches`` and write them as parts from ``cursor`` on; return the final cursor.
 
     ``on_part(record, carried)`` is called after each part is complete (its files renamed into
     place), with the part's record and the targets the batches carried. ``progress(n)`` is
-    called with the input rows of each batch. On any error the open part is dropped; committed
-    parts stay.
+    called with the input rows of each batch. ``timings`` (optional) accumulates the seconds
+    spent in the model (``model_s``: forward pass, pooling, copy to the CPU) and in the store
+    (``store_s``: conversion, hashing, encoding and writing). On any error the open part is
+    dropped; committed parts stay.
     """
+    import time
+
+    clock = time.perf_counter
+    spent = timings if timings is not None else {}
+    spent.setdefault("model_s", 0.0)
+    spent.setdefault("store_s", 0.0)
     token_rows = "tokens" in recorder.pooling.values()
     part_input_start, part_open = cursor.input_row, False
     carried: list[dict[str, np.ndarray]] = []
@@ -137,7 +146,9 @@ def write_parts(
             if not part_open:
                 writer.start_part(cursor.part, cursor.row)
                 part_input_start, part_open, carried = cursor.input_row, True, []
+            t0 = clock()
             outs = done if done is not None else recorder.run(model, batch, device, forward)
+            t1 = clock()
             for name, values in outs.items():
                 writer.write(name, values, cursor.row)
             if MASK_NAME in writer.specs:
@@ -149,15 +160,19 @@ def write_parts(
                 carried.append(batch.targets)
                 cursor.row += batch.n_rows
             cursor.input_row += batch.n_rows
-            if progress is not None:
-                progress(batch.n_rows)
             if cursor.input_row - part_input_start >= part_rows:
                 on_part(finish_part(writer, part_input_start, cursor.input_row), carried)
                 cursor.part += 1
                 part_open = False
+            spent["model_s"] += t1 - t0
+            spent["store_s"] += clock() - t1
+            if progress is not None:
+                progress(batch.n_rows)
         if part_open:
+            t1 = clock()
             on_part(finish_part(writer, part_input_start, cursor.input_row), carried)
             cursor.part += 1
+            spent["store_s"] += clock() - t1
     except BaseException:
         writer.abort()
         raise

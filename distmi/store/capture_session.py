@@ -173,6 +173,7 @@ class CaptureSession:
         if request.dtype not in CAPTURE_DTYPES:
             raise InvalidParameterError(
                 f"dtype must be one of {list(CAPTURE_DTYPES)}, got {request.dtype!r}.")
+        self._threads_before = torch.get_num_threads()
         if request.threads is not None:
             torch.set_num_threads(int(request.threads))
         self.request = request
@@ -192,6 +193,12 @@ class CaptureSession:
                 "use pooling 'none' (one row per token) or remove token_targets.")
         if hasattr(self.inputs, "emit_token_targets"):
             self.inputs.emit_token_targets = self.token_rows
+
+    def close(self) -> None:
+        """Give torch back the thread count it had before this session."""
+        import torch
+
+        torch.set_num_threads(self._threads_before)
 
     def _recorder(self) -> Recorder:
         return Recorder(self.model, self.layers, self.pooling, recorded_dtype(self.request.dtype))
@@ -242,6 +249,7 @@ class CaptureSession:
         recorder = self._recorder()
         was_training = self.model.training
         self.model.eval()
+        timings: dict[str, float] = {}
         try:
             with torch.inference_mode():
                 batches = ((b, None) for b in self.inputs.batches(
@@ -249,7 +257,7 @@ class CaptureSession:
                 write_parts(self.model, batches, recorder, writer,
                             Cursor(task.index, task.input_start, task.row_start),
                             part_rows=task.input_stop - task.input_start, device=self.device,
-                            forward=None, on_part=on_part, progress=progress)
+                            forward=None, on_part=on_part, progress=progress, timings=timings)
         finally:
             recorder.close()
             self.model.train(was_training)
@@ -262,8 +270,9 @@ class CaptureSession:
                 f"{record['row_stop'] - record['row_start']} rows, {task.n_rows} were planned: "
                 "the inputs tokenize differently in this worker (another tokenizer version?).")
         stats = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0,
-                 "inputs": task.input_stop - task.input_start, "peak_rss_mb": peak_rss_mb(),
-                 "pid": os.getpid()}
+                 "process_cpu_seconds": time.process_time(), **timings,
+                 "inputs": task.input_stop - task.input_start, "rows": task.n_rows,
+                 "peak_rss_mb": peak_rss_mb(), "pid": os.getpid()}
         return record, stats
 
 

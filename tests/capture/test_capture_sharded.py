@@ -215,3 +215,26 @@ def test_capture_to_s3(tmp_path, monkeypatch):
         assert ds.manifest_hash == single.manifest_hash and ds.verify() > 0
         np.testing.assert_array_equal(ds.read_layer("2"), single.read_layer("2"))
         assert out.dataset.uri == uri
+
+
+def test_gpu_actors_only_on_clusters_with_gpus():
+    pytest.importorskip("ray")
+    from distmi.core.errors import InvalidParameterError
+    from distmi.engine.ray_capture import _gpus_for
+
+    assert _gpus_for("auto", 0.0, 0.0) == 0.0  # CPU-only cluster: never ask for GPUs
+    assert _gpus_for("auto", 0.0, 4.0) == 1.0
+    assert _gpus_for("auto", 0.5, 4.0) == 0.5
+    assert _gpus_for("cpu", 1.0, 4.0) == 0.0
+    with pytest.raises(InvalidParameterError, match=r"asks for device 'cuda' but the Ray cluster "
+                       r"reports no GPUs"):
+        _gpus_for("cuda", 0.0, 0.0)
+
+
+@pytest.mark.ray
+def test_cuda_on_a_cpu_only_ray_cluster_fails_at_once(ray_local, tmp_path):
+    from distmi.core.errors import InvalidParameterError
+
+    req = dataclasses.replace(_mlp_request(), device="cuda")
+    with pytest.raises(InvalidParameterError, match="reports no GPUs"):
+        run_capture(req, tmp_path / "x", settings=RAY)
