@@ -166,7 +166,7 @@ def _run_child(args: argparse.Namespace, suite: str, config: str) -> dict | None
 
 
 def _report(suite: str, n: int, runs: list[dict]) -> None:
-    print(f"\n{suite}: {n} inputs, batch {runs[0].get('batch', '')}".rstrip(", batch "))
+    print(f"\n{suite}: {n} inputs")
     head = (f"{'run':10s} {'wall s':>8s} {'inputs/s':>9s} {'loop s':>8s} {'loop in/s':>9s} "
             f"{'CPU s':>8s} {'loop in/CPU-s':>13s} {'model s':>8s} {'store s':>8s}  "
             "peak RSS per process (MB)")
