@@ -190,3 +190,19 @@ def test_pooling_tokens_needs_a_mask_and_token_outputs(tmp_path):
     with pytest.raises(InvalidParameterError, match=r"a dataset has one kind of rows"):
         capture(model, _data()[0], ["block", "embed"], tmp_path / "b",
                 pooling={"block": "tokens", "embed": "mean"})
+
+
+def test_bfloat16_rounding_equals_torch_on_edge_values():
+    from distmi.store._format import from_storage, to_storage
+
+    rng = np.random.default_rng(3)
+    bits = rng.integers(0, 2**32, size=200_000, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32)
+    x = x[~np.isnan(x)]  # every finite float32 pattern class: subnormals, ties, huge, Inf
+    x = np.concatenate([x, np.float32([0.0, -0.0, 1.0 + 2**-8, 1.0 + 3 * 2**-8, 3.4e38,
+                                       -np.inf, np.inf, 1e-45])])
+    want = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    np.testing.assert_array_equal(to_storage(x, "bfloat16"), want)
+    np.testing.assert_array_equal(from_storage(want, "bfloat16"),
+                                  torch.from_numpy(x).to(torch.bfloat16).float().numpy())
+    assert np.isnan(from_storage(to_storage(np.float32([np.nan]), "bfloat16"), "bfloat16")).all()
