@@ -113,8 +113,15 @@ def child_capture(suite: str, n: int, batch: int, executor: str, workers: int) -
         import ray
 
         t = time.perf_counter()
-        ray.init(address="local", num_cpus=workers, include_dashboard=False,
-                 log_to_driver=False)
+        for attempt in range(3):  # a heavily loaded machine can time out Ray's start-up
+            try:
+                ray.init(address="local", num_cpus=workers, include_dashboard=False,
+                         log_to_driver=False)
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+                time.sleep(10)
         t_ray = time.perf_counter() - t
     settings = ExecutorSettings(executor="local" if executor == "local1" else executor,
                                 workers=workers, cpus_per_worker=1.0)
