@@ -15,7 +15,9 @@ and every side sees the same machine load):
   ``BertConfig``, no download) on N texts truncated to 32 tokens (default 10,000), all 12
   layers mean-pooled, in one process and on 2 Ray actors.
 
-Printed per run: wall seconds, CPU seconds (all processes of the run), inputs/s, inputs per
+Ray workers run at the default priority here (``RAY_worker_niceness=0``; Ray's own default is
+15, which on a machine shared with other jobs would starve the actors and not the one-process
+run). Printed per run: wall seconds, CPU seconds (all processes of the run), inputs/s, inputs per
 CPU-second, the split of worker time between the model (forward + pooling + copy) and the store
 (conversion, hashing, Parquet), and the peak resident memory of every process (driver and each
 actor) against the target (2 GB for MiniLM, 4 GB for BERT-base). Ratios compare the runs of one
@@ -110,6 +112,9 @@ def child_capture(suite: str, n: int, batch: int, executor: str, workers: int) -
     if executor == "ray":
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        # Ray starts workers with niceness 15; on a machine shared with other jobs that starves
+        # the actors against the one-process run, so both run at the default priority here
+        os.environ.setdefault("RAY_worker_niceness", "0")
         import ray
 
         t = time.perf_counter()
