@@ -10,11 +10,12 @@ information plane from a shell.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from distmi.cli.app import app
-from distmi.core.errors import DistmiError, InvalidParameterError
+from distmi.core.errors import DistmiError, InvalidInputError, InvalidParameterError
 
 EXAMPLES = ("digits",)
 
@@ -41,7 +42,7 @@ def capture_checkpoints_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the folder over."),
 ) -> None:
     """Record layers of MODEL over DATA with the weights of each checkpoint (resumable)."""
-    from distmi.cli.store_cmd import load_data, load_model
+    from distmi.store.capture_models import load_model, resolve_model
     from distmi.store.training import capture_checkpoints
 
     try:
@@ -53,14 +54,48 @@ def capture_checkpoints_command(
                 raise InvalidParameterError(
                     f"--values {values!r} must be comma-separated integers, e.g. 0,5,10."
                 ) from None
-        ds = capture_checkpoints(load_model(model), checkpoints, output,
-                                 load_data(data, target_column), layer, values=vals,
+        ds = capture_checkpoints(load_model(resolve_model(model)), checkpoints, output,
+                                 _load_data(data, target_column), layer, values=vals,
                                  dimension=dimension, state_key=state_key,
                                  batch_size=batch_size, overwrite=overwrite)
     except DistmiError as exc:
         raise _fail(exc) from exc
     typer.echo(f"captured {len(ds.values)} {ds.dimension}s ({ds.values[0]}-{ds.values[-1]}) of "
                f"{ds.n_samples} samples into {output}: layers {ds.layers}")
+
+
+def _load_data(spec: str, target_columns: list[str]) -> Any:
+    """Inputs of a checkpoint capture: a .npy/.pt file, a .parquet/.csv table (numeric feature
+    columns; ``target_columns`` become targets) or a ``package.module:factory``."""
+    import numpy as np
+
+    from distmi.store.capture import CaptureSource
+    from distmi.store.capture_models import import_target
+
+    path = Path(spec)
+    if not path.is_file():
+        return import_target(spec, "DATA")()
+    if path.suffix == ".npy":
+        return np.load(path)
+    if path.suffix in (".pt", ".pth"):
+        import torch
+
+        return torch.load(path, weights_only=True)
+    if path.suffix in (".parquet", ".csv"):
+        import pandas as pd
+
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        missing = [c for c in target_columns if c not in frame.columns]
+        if missing:
+            raise InvalidInputError(
+                f"--target-column {missing} not in {path}; columns: {list(frame.columns)}."
+            )
+        targets = {c: frame.pop(c).to_numpy() for c in target_columns}
+        return CaptureSource(frame.to_numpy(dtype=np.float32), targets or None)
+    raise InvalidInputError(
+        f"DATA file {path} has suffix {path.suffix!r}; pass .npy, .pt, .parquet, .csv or "
+        "'package.module:factory'."
+    )
 
 
 @app.command("infoplane")

@@ -13,7 +13,6 @@ import typer
 
 from distmi.cli.app import app
 from distmi.core.errors import DistmiError
-from distmi.core.storage import StorePath
 
 
 def _fail(exc: object) -> typer.Exit:
@@ -56,6 +55,7 @@ def validate_command(
 ) -> None:
     """Check a job file: every section's fields (strict types, no duplicate keys), the method's
     own parameters, then the dataset, layers and targets (the plan and its size)."""
+    from distmi.jobs.datasets import pending_build
     from distmi.jobs.runner import plan_job
     from distmi.jobs.spec import check_estimator, load_spec, spec_hash
 
@@ -65,10 +65,9 @@ def validate_command(
         typer.echo(f"{job}: valid job {spec.name!r} (spec hash {spec_hash(spec)[:12]}), "
                    f"method {spec.estimator.method!r} with valid parameters")
         if plan:
-            if not (StorePath.of(spec.dataset.path) / "manifest.json").is_file() \
-                    and spec.dataset.builtin:
-                typer.echo(f"dataset {spec.dataset.path} will be built ({spec.dataset.builtin}) "
-                           "on the first run; plan not checked")
+            pending = pending_build(spec.dataset)
+            if pending is not None:
+                typer.echo(f"{pending}; plan not checked")
                 return
             _, p = plan_job(spec)
             units = {k: len(v) for k, v in p.layers.items()}

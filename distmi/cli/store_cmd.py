@@ -1,15 +1,15 @@
 """``distmi layers``, ``distmi capture`` and ``distmi inspect``: the activation store from a shell.
 
-MODEL is ``package.module:factory`` (a callable returning a ``torch.nn.Module``, or a module
-object) or a TorchScript file (``.pt``/``.pth`` saved with ``torch.jit.save``).
-DATA is ``package.module:factory`` (returning data or a ``CaptureSource``), or a file:
-``.npy`` (array), ``.pt`` (tensor or dict of tensors, loaded with ``weights_only=True``),
-``.parquet``/``.csv`` (numeric columns are the input; ``--target-column`` moves columns to targets).
+MODEL is a registered model (``minilm``, ``bert-base-random``, ``iris-mlp``, ...), a
+HuggingFace model folder or an id in the local cache (loaded offline), ``package.module:factory``
+(a callable returning a ``torch.nn.Module``) or a TorchScript file (``.pt``/``.pth``).
+DATA is a registered input set (``concept_texts``, ``iris``, ``digits``), a file (``.parquet``,
+``.csv``, ``.jsonl`` with a text column or numeric columns, ``.npy``, ``.pt``) or
+``package.module:factory`` (see :mod:`distmi.store.capture_inputs`).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,94 +17,7 @@ from typing import Any
 import typer
 
 from distmi.cli.app import app
-from distmi.core.errors import DistmiError, InvalidInputError, InvalidParameterError
-
-
-def _import_object(spec: str, what: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    if not attr:
-        raise InvalidParameterError(
-            f"{what} {spec!r} is neither a file nor 'package.module:name'; pass e.g. "
-            "distmi.examples.train_models:trained_iris_mlp."
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InvalidParameterError(f"{what}: cannot import module {module_name!r} ({exc}).") from exc
-    if not hasattr(module, attr):
-        raise InvalidParameterError(f"{what}: module {module_name!r} has no attribute {attr!r}.")
-    obj = getattr(module, attr)
-    return obj() if callable(obj) and not hasattr(obj, "named_modules") else obj
-
-
-def load_model(spec: str) -> Any:
-    """A model from ``module:factory`` or a TorchScript file."""
-    path = Path(spec)
-    if path.suffix in (".pt", ".pth") and path.is_file():
-        import torch
-
-        try:
-            return torch.jit.load(str(path), map_location="cpu")
-        except RuntimeError as exc:
-            raise InvalidInputError(
-                f"{path} is not a TorchScript file ({exc}); save the model with "
-                "torch.jit.save(torch.jit.script(model), path) or pass 'module:factory'."
-            ) from exc
-    model = _import_object(spec, "MODEL")
-    if not hasattr(model, "named_modules"):
-        raise InvalidInputError(
-            f"MODEL {spec!r} gave a {type(model).__name__}, not a torch.nn.Module."
-        )
-    return model
-
-
-def load_data(spec: str, target_columns: list[str]) -> Any:
-    """Data for capture from a file or ``module:factory`` (see module docstring)."""
-    import numpy as np
-
-    from distmi.store.capture import CaptureSource
-
-    path = Path(spec)
-    if not path.is_file():
-        return _import_object(spec, "DATA")
-    if path.suffix == ".npy":
-        return np.load(path)
-    if path.suffix in (".pt", ".pth"):
-        import torch
-
-        return torch.load(path, weights_only=True)
-    if path.suffix in (".parquet", ".csv"):
-        import pandas as pd
-
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        missing = [c for c in target_columns if c not in frame.columns]
-        if missing:
-            raise InvalidInputError(
-                f"--target-column {missing} not in {path}; columns: {list(frame.columns)}."
-            )
-        targets = {c: frame.pop(c).to_numpy() for c in target_columns}
-        x = frame.to_numpy(dtype=np.float32)
-        return CaptureSource(x, targets or None)
-    raise InvalidInputError(
-        f"DATA file {path} has suffix {path.suffix!r}; pass .npy, .pt, .parquet, .csv or "
-        "'package.module:factory'."
-    )
-
-
-def _parse_pooling(values: list[str]) -> Any:
-    if not values:
-        return "none"
-    if len(values) == 1 and "=" not in values[0]:
-        return values[0]
-    out = {}
-    for v in values:
-        layer, sep, pooling = v.rpartition("=")
-        if not sep:
-            raise InvalidParameterError(
-                f"--pooling {v!r}: give one pooling for all layers, or LAYER=POOLING per layer."
-            )
-        out[layer] = pooling
-    return out
+from distmi.core.errors import DistmiError, InvalidInputError, InvalidParameterError, SpecError
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -112,25 +25,95 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _parse_pooling(values: list[str]) -> Any:
+    """One pooling, or ``LAYER=POOLING`` / ``GLOB=POOLING`` pairs (first match wins)."""
+    if not values:
+        return None
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0]
+    out = {}
+    for v in values:
+        layer, sep, pooling = v.rpartition("=")
+        if not sep or not layer:
+            raise InvalidParameterError(
+                f"--pooling {v!r}: give one pooling for all layers, or LAYER=POOLING per layer "
+                "(a layer name, a glob such as 'encoder.layer.*', or 'default')."
+            )
+        out[layer] = pooling
+    return out
+
+
+def _parse_params(values: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs, values read as YAML scalars (``n=20000`` -> 20000)."""
+    import yaml
+
+    out = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise InvalidParameterError(f"--param {v!r}: give KEY=VALUE, e.g. --param n=20000.")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _inputs_section(data: str, params: dict[str, Any], text_column: str | None,
+                    target_columns: list[str], max_length: int | None) -> dict[str, Any]:
+    """The ``inputs`` section of a capture spec for DATA (see module docstring)."""
+    from distmi.store.capture_inputs import capture_input_sets
+
+    section: dict[str, Any] = {"params": params} if params else {}
+    if max_length is not None:
+        section["max_length"] = max_length
+    path = Path(data)
+    if data in capture_input_sets():
+        section["set"] = data
+    elif path.is_file() or "://" in data:
+        section["path"] = str(path) if path.is_file() else data
+        if text_column:
+            section["text_column"] = text_column
+        if target_columns:
+            section["targets"] = list(target_columns)
+    elif ":" in data:
+        section["factory"] = data
+    else:
+        raise InvalidInputError(
+            f"DATA {data!r} is neither a registered input set ({capture_input_sets()}), an "
+            "existing file (.parquet, .csv, .jsonl, .npy, .pt) nor 'package.module:factory'.")
+    if (text_column or target_columns) and "path" not in section:
+        raise InvalidParameterError("--text-column and --target-column choose columns of a DATA "
+                                    "file; DATA is not a file.")
+    return section
+
+
 @app.command("layers")
 def layers_command(
-    model: str = typer.Argument(..., help="'package.module:factory' or a TorchScript file."),
-    data: str = typer.Option(None, "--data", help="Example data (as for capture) to show output shapes."),
+    model: str = typer.Argument(..., help="Registered model, HuggingFace folder or cached id, "
+                                "'package.module:factory' or a TorchScript file."),
+    data: str = typer.Option(None, "--data", help="Example inputs (as for capture) to show "
+                             "per-sample output shapes (loads the model's weights)."),
+    tokenizer: str = typer.Option(None, help="Tokenizer for text DATA (default: the model's)."),
 ) -> None:
-    """List the capturable layers of a model (named_modules paths)."""
+    """List the capturable layers of a model (named_modules paths).
+
+    Without --data a HuggingFace model is built on PyTorch's meta device from its config: no
+    weights are loaded onto any device.
+    """
+    from distmi.store.capture_models import load_model, model_layers, resolve_model
     from distmi.store.modules import list_layers
 
-    try:
-        m = load_model(model)
-        example = None
-        if data is not None:
-            from distmi.store.capture import CaptureSource
+    source = resolve_model(model, tokenizer=tokenizer)
+    if data is None:
+        rows = list_layers(model_layers(source))
+    else:
+        from distmi.jobs.capture_spec import InputsSpec
+        from distmi.store.capture_inputs import open_inputs
+        from distmi.store.capture_models import load_tokenizer
 
-            example = load_data(data, [])
-            example = example.data if isinstance(example, CaptureSource) else example
-        rows = list_layers(m, example)
-    except DistmiError as exc:
-        raise _fail(exc) from exc
+        ref = InputsSpec(**_inputs_section(data, {}, None, [], None)).ref()
+        inputs = open_inputs(ref, load_tokenizer(source.tokenizer) if source.tokenizer else None)
+        first = next(inputs.batches(0, min(8, inputs.n), 8))
+        example = first.inputs
+        rows = list_layers(load_model(source, "cpu"), example)
     width = max([len(r.name) for r in rows] + [5])
     header = f"{'layer':{width}s}  {'type':22s} {'params':>10s}"
     typer.echo(header + ("  output (per sample)" if data is not None else ""))
@@ -139,47 +122,132 @@ def layers_command(
         if data is not None:
             line += f"  {r.output_shape if r.output_shape is not None else '-'}"
         typer.echo(line)
+    chosen = [r.name for r in rows if r.in_all]
+    shown = ", ".join(chosen) if len(chosen) <= 8 else f"{chosen[0]} ... {chosen[-1]}"
+    typer.echo(f"layers 'all' = {len(chosen)} layers: {shown}")
+
+
+def _progress_bar(quiet: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        """Rows per second over the recent updates."""
+
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return Text("-- rows/s" if speed is None else f"{speed:,.0f} rows/s")
+
+    return Progress(TextColumn("[bold]capture"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("inputs"), RateColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), disable=quiet, transient=False)
 
 
 @app.command("capture")
 def capture_command(
-    model: str = typer.Argument(..., help="'package.module:factory' or a TorchScript file."),
-    data: str = typer.Argument(..., help="'package.module:factory', .npy, .pt, .parquet or .csv."),
-    layer: list[str] = typer.Option(..., "--layer", "-l", help="Layer to record (repeat)."),
+    model: str = typer.Argument(..., help="Registered model, HuggingFace folder or cached id, "
+                                "'package.module:factory' or a TorchScript file."),
+    data: str = typer.Argument(..., help="Registered input set, a .parquet/.csv/.jsonl/.npy/.pt "
+                               "file or 'package.module:factory'."),
     output: str = typer.Option(..., "--output", "-o", help="Dataset folder or URI to write."),
+    layer: list[str] = typer.Option([], "--layer", "-l", help="Layer name or glob (repeat)."),
+    layers: str = typer.Option(None, "--layers", help="Comma-separated names or globs "
+                               "('encoder.layer.*'), or 'all'."),
     pooling: list[str] = typer.Option(
-        [], "--pooling", help="none|mean|first|last|spatial_mean, or LAYER=POOLING (repeat)."
-    ),
-    batch_size: int = typer.Option(64, help="Samples per forward pass."),
-    targets: Path = typer.Option(None, "--targets", help="Targets table (.parquet/.csv), one row per sample."),
-    target_column: list[str] = typer.Option([], "--target-column", help="Column of a tabular DATA file that is a target (repeat)."),
+        [], "--pooling", help="none|mean|cls|first|last|max|tokens|spatial_mean, or "
+        "LAYER=POOLING / GLOB=POOLING (repeat). Default: none (texts: one row per token)."),
+    batch_size: int = typer.Option(64, help="Inputs per forward pass."),
+    dtype: str = typer.Option("float32", help="Stored dtype: float32, float16, bfloat16 or "
+                              "float64."),
+    device: str = typer.Option("auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N."),
+    param: list[str] = typer.Option([], "--param", help="KEY=VALUE for the input set or DATA "
+                                    "factory, e.g. --param n=20000 (repeat)."),
+    text_column: str = typer.Option(None, help="Column of texts of a tabular DATA file."),
+    target_column: list[str] = typer.Option([], "--target-column", help="Column of a tabular "
+                                            "DATA file that is a target (repeat)."),
+    tokenizer: str = typer.Option(None, help="Tokenizer for texts (default: the model's)."),
+    max_length: int = typer.Option(None, help="Tokens kept per text (default: the tokenizer's "
+                                   "limit, at most 512)."),
     model_id: str = typer.Option(None, help="Model id recorded in the manifest."),
-    dtype: str = typer.Option("float32", help="Stored dtype: float32, float16 or float64."),
+    rows_per_shard: int = typer.Option(2048, help="Inputs per shard (and per part file)."),
+    executor: str = typer.Option("local", help="local (this process) or ray (one actor per "
+                                 "worker)."),
+    workers: int = typer.Option(2, help="Ray actors (with --executor ray)."),
+    cpus_per_worker: float = typer.Option(1.0, help="CPUs each Ray actor reserves."),
+    threads: int = typer.Option(None, help="Torch threads per worker (default: torch's)."),
+    address: str = typer.Option(None, help="Ray cluster to attach to ('auto', 'HEAD:6379')."),
     on_nonfinite: str = typer.Option("raise", help="NaN/Inf activations: raise or keep (counted)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset or unfinished capture."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset or "
+                                   "unfinished capture."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
-    """Record layers of MODEL over DATA into an activation dataset (resumes if interrupted)."""
-    from distmi.store.capture import capture
+    """Record layers of MODEL over DATA into an activation dataset (sharded; resumes if
+    interrupted)."""
+    from distmi.engine.capture_run import run_capture
+    from distmi.engine.requests import ExecutorSettings
+    from distmi.jobs.capture_spec import CaptureSpec
 
+    names = list(layer) + ([n.strip() for n in layers.split(",") if n.strip()] if layers else [])
+    if not names:
+        raise InvalidParameterError("name the layers to record: --layers 'encoder.layer.*', "
+                                    "--layers all, or -l NAME (repeat); see `distmi layers MODEL`.")
+    doc: dict[str, Any] = {
+        "model": model, "inputs": _inputs_section(data, _parse_params(param), text_column,
+                                                  target_column, max_length),
+        "layers": names, "pooling": _parse_pooling(pooling) or "none", "batch_size": batch_size,
+        "dtype": dtype, "device": device, "rows_per_shard": rows_per_shard,
+        "on_nonfinite": on_nonfinite,
+        **({"tokenizer": tokenizer} if tokenizer else {}),
+        **({"model_id": model_id} if model_id else {}),
+    }
     try:
-        target_table = None
-        if targets is not None:
-            import pandas as pd
+        spec = CaptureSpec.model_validate(doc)
+    except ValueError as exc:
+        raise SpecError(_capture_errors(exc)) from None
+    if executor not in ("local", "ray"):
+        raise InvalidParameterError(f"--executor must be local or ray, got {executor!r}.")
+    settings = ExecutorSettings(executor=executor, workers=workers,
+                                cpus_per_worker=cpus_per_worker)
+    bar = _progress_bar(quiet)
+    with bar:
+        task = bar.add_task("capture", total=None)
 
-            if not targets.is_file():
-                raise InvalidInputError(f"targets file {targets} does not exist.")
-            target_table = (pd.read_parquet(targets) if targets.suffix == ".parquet"
-                            else pd.read_csv(targets))
-        ds = capture(
-            load_model(model), load_data(data, target_column), layer, output,
-            pooling=_parse_pooling(pooling), targets=target_table, batch_size=batch_size,
-            model_id=model_id, dtype=dtype, on_nonfinite=on_nonfinite, overwrite=overwrite,
-        )
-    except DistmiError as exc:
-        raise _fail(exc) from exc
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        outcome = run_capture(spec.request(threads=threads), output, settings=settings,
+                              address=address, overwrite=overwrite, progress=progress,
+                              log=None if quiet else lambda m: bar.console.print(m))
+    ds = outcome.dataset
     shapes = ", ".join(f"{n} {ds.layer_shape(n)[1]}" for n in ds.layers)
     typer.echo(f"captured {ds.n_samples} samples into {ds.path}: {shapes}")
+    if outcome.shards_run:
+        rate = outcome.shard_stats and sum(s["inputs"] for s in outcome.shard_stats)
+        typer.echo(f"{outcome.shards_run} shard(s) in {outcome.seconds:.1f} s on "
+                   f"{outcome.executor} ({rate / max(outcome.seconds, 1e-9):,.0f} inputs/s)")
     typer.echo(f"manifest sha256 {ds.manifest_hash}")
+
+
+def _capture_errors(exc: Exception) -> str:
+    """A pydantic error of the capture options as short lines."""
+    errors = getattr(exc, "errors", None)
+    if errors is None:
+        return str(exc)
+    lines = []
+    for err in errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[")))
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc or 'capture'}: {msg}" + (
+            f" (got {err.get('input')!r})" if err["type"] != "value_error" else ""))
+    return "invalid capture options:\n  - " + "\n  - ".join(dict.fromkeys(lines))
 
 
 def summarize(ds: Any) -> str:

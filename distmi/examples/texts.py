@@ -55,6 +55,21 @@ _TEMPLATES = {
                  "Why did {n} of us think {s} {p}?"],
 }
 TOPICS = tuple(_SUBJECTS)
+#: Content words of each topic's subjects (determiners and the ambiguous "new" left out).
+TOPIC_WORDS = {
+    "sports": ["football", "match", "tennis", "final", "basketball", "team", "marathon",
+               "cycling", "race", "swimming", "contest"],
+    "food": ["pasta", "soup", "bakery's", "bread", "curry", "fruit", "salad", "pizza"],
+    "weather": ["weather", "morning's", "rain", "storm", "summer", "heat", "snowfall", "wind"],
+    "technology": ["phone", "laptop", "software", "update", "app", "smart", "watch", "website"],
+    "animals": ["puppy", "cat", "horses", "birds", "park", "zoo's", "elephants", "kitten"],
+    "music": ["concert", "album", "orchestra", "guitar", "solo", "choir", "song"],
+}
+#: Evaluative words of the predicates ("expectations" is in both and left out).
+SENTIMENT_WORDS = {
+    "positive": ["wonderful", "delight", "happy", "exceeded", "brilliant", "fantastic"],
+    "negative": ["terrible", "disappointment", "upset", "fell", "short", "awful", "miserable"],
+}
 
 
 class MissingModelError(DistmiError, ImportError):
@@ -149,6 +164,18 @@ def minilm_source(n: int = 256, seed: int = 0):
 
     texts, concepts = concept_texts(n, seed)
     return CaptureSource(tokenize(load_tokenizer(), texts), concepts)
+
+
+def concept_text_inputs(n: int = 256, seed: int = 0):
+    """The input set ``concept_texts`` of a capture: :func:`concept_texts` with per-token
+    targets ``topic_word`` (the topic whose content word the token is in, else ``"none"``),
+    ``sentiment_word`` (positive / negative / none) and ``concept_word`` (either)."""
+    from distmi.store.capture_inputs import TextInputs
+
+    texts, concepts = concept_texts(n, seed)
+    words = [w for group in (*TOPIC_WORDS.values(), *SENTIMENT_WORDS.values()) for w in group]
+    return TextInputs(texts, concepts, token_targets={
+        "topic_word": TOPIC_WORDS, "sentiment_word": SENTIMENT_WORDS, "concept_word": words})
 
 
 def build_minilm_dataset(

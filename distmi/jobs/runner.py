@@ -67,12 +67,16 @@ def task_config(spec: JobSpec, dataset_path: str) -> TaskConfig:
     )
 
 
-def plan_job(spec: JobSpec, log: Callable[[str], None] | None = None) -> tuple[Any, Plan]:
-    """Resolve the dataset (building a bundled one if asked) and plan the batches."""
+def plan_job(spec: JobSpec, log: Callable[[str], None] | None = None,
+             address: str | None = None) -> tuple[Any, Plan]:
+    """Ensure the dataset exists (building a bundled one or running the capture stage on the
+    job's executor when needed), then plan the batches."""
     from distmi.jobs.spec import check_estimator
 
     check_estimator(spec)  # unknown methods and bad parameters fail before any work
-    ds = resolve_dataset(spec.dataset, log=log)
+    ds = resolve_dataset(spec.dataset, log=log, address=address,
+                         settings=spec.scaling.executor_settings(spec.retries),
+                         threads=spec.scaling.threads_per_worker)
     plan = make_plan(spec.plan_request(), ds)
     if spec.screen is not None:  # a plan the screen cannot serve fails before any work
         from distmi.engine.screen_plan import check_screen
@@ -103,7 +107,7 @@ def run_job(
         log: called with one-line messages (dataset build, resume counts).
     """
     t_start = time.perf_counter()
-    ds, plan = plan_job(spec, log)
+    ds, plan = plan_job(spec, log, address)
     shash = spec_hash(spec)
     store = ResultStore(spec.output, shash, dataset_hash=ds.manifest_hash)
     total_pairs = plan.n_pairs

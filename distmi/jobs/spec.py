@@ -40,6 +40,7 @@ from distmi.core.errors import DistmiError, SpecError
 from distmi.engine import requests as req
 from distmi.engine.plan import PAIR_MODES
 from distmi.jobs.audit_spec import AuditSpec
+from distmi.jobs.capture_spec import CaptureSpec
 from distmi.jobs.datasets import check_builtin_name
 from distmi.jobs.screen_spec import ScreenSpec
 
@@ -85,16 +86,25 @@ class LayerEntry(_Strict):
 
 
 class DatasetSpec(_Strict):
-    """An activation dataset folder; ``builtin`` builds a bundled example there when missing."""
+    """An activation dataset folder; ``builtin`` builds a bundled example there when missing,
+    ``capture`` captures a model's layers there (see :mod:`distmi.jobs.capture_spec`)."""
 
     path: str = Field(min_length=1)
     builtin: str | None = None  # a registered bundled dataset (distmi.jobs.builtin_datasets())
+    capture: CaptureSpec | None = None
     verify: bool = False
 
     @field_validator("builtin")
     @classmethod
     def _registered(cls, value: str | None) -> str | None:
         return None if value is None else check_builtin_name(value)
+
+    @model_validator(mode="after")
+    def _one_builder(self) -> DatasetSpec:
+        if self.builtin is not None and self.capture is not None:
+            raise ValueError("give dataset.builtin (a bundled dataset) or dataset.capture (a "
+                             "capture stage), not both")
+        return self
 
 
 class EstimatorSpec(_Strict):
@@ -333,6 +343,8 @@ def spec_hash(spec: JobSpec) -> str:
     """
     doc = spec.model_dump(mode="json", exclude={"name", "scaling", "retries", "output", "audit"})
     doc["dataset"].pop("verify", None)
+    if doc["dataset"].get("capture", 0) is None:  # jobs on stored datasets keep their hash
+        doc["dataset"].pop("capture")
     if doc.get("screen") is None:  # one-stage jobs keep the hash they had before screens
         doc.pop("screen", None)
     else:  # work-unit sizes change how the screen runs, not its numbers

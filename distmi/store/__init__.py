@@ -16,14 +16,16 @@ Every part file carries its identity, checked on first read (:mod:`distmi.store.
 from __future__ import annotations
 
 from distmi.core.lazy import lazy_getattr
+
+# bound eagerly: a lazy name would be shadowed by the submodule distmi.store.capture once any
+# code imports it (torch is still imported only when a capture runs)
+from distmi.store.capture import CaptureSource, capture
 from distmi.store.importing import write_dataset
 from distmi.store.manifest import LayerMeta
 from distmi.store.reader import ActivationDataset, open_dataset
 from distmi.store.shards import Shard, plan_shards
 
 _LAZY = {
-    "capture": "distmi.store.capture:capture",
-    "CaptureSource": "distmi.store.capture:CaptureSource",
     "list_layers": "distmi.store.modules:list_layers",
     "LayerListing": "distmi.store.modules:LayerListing",
     "POOLINGS": "distmi.store.modules:POOLINGS",

@@ -31,8 +31,42 @@ MIN_ROW_GROUP_ROWS = 256
 MAX_ROW_GROUP_ROWS = 65536
 DEFAULT_ROWS_PER_PART = 65536
 
-#: Storage dtypes a layer may have (numpy names).
-DTYPES = ("float16", "float32", "float64", "uint8", "int32", "int64")
+#: Storage dtypes a layer may have (numpy names, and ``bfloat16``).
+DTYPES = ("float16", "float32", "float64", "uint8", "int32", "int64", "bfloat16")
+#: Dtypes numpy lacks, stored as raw little-endian bits of another width.
+_BITS = {"bfloat16": "<u2"}
+
+
+def storage_dtype(dtype: str) -> np.dtype:
+    """The numpy dtype of the stored bytes (``bfloat16``: its raw bits as ``uint16``)."""
+    return np.dtype(_BITS.get(dtype, dtype))
+
+
+def value_dtype(dtype: str) -> np.dtype:
+    """The dtype reads return: the stored dtype, except ``bfloat16`` -> ``float32`` (exact)."""
+    return np.dtype("float32") if dtype == "bfloat16" else np.dtype(dtype)
+
+
+def to_storage(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Values as stored: a cast, or for ``bfloat16`` float32 rounded to nearest even (as
+    ``torch.Tensor.to(torch.bfloat16)``), kept as ``uint16`` bits; NaN stays a quiet NaN."""
+    if dtype != "bfloat16":
+        with np.errstate(over="ignore"):  # an overflow to Inf is reported by the writer
+            return values.astype(dtype, copy=False)
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounded = (bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))))
+    out = (rounded >> np.uint32(16)).astype(np.uint16)
+    nan = np.isnan(values)
+    if nan.any():
+        out[nan] = ((bits[nan] >> np.uint32(16)) | np.uint32(0x0040)).astype(np.uint16)
+    return out
+
+
+def from_storage(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """Stored values as :func:`value_dtype` (``bfloat16`` bits widened to float32)."""
+    if dtype != "bfloat16":
+        return raw
+    return (raw.astype(np.uint32) << np.uint32(16)).view(np.float32)
 COMPRESSIONS = ("none", "zstd", "lz4", "snappy")
 
 
@@ -56,7 +90,7 @@ class BlockLayout:
 
     @property
     def itemsize(self) -> int:
-        return np.dtype(self.dtype).itemsize
+        return storage_dtype(self.dtype).itemsize
 
     def block_range(self, b: int) -> tuple[int, int]:
         start = b * self.block_units
@@ -88,8 +122,8 @@ class BlockLayout:
         return pa.schema(fields, metadata={"distmi.layer": layer, "distmi.layout": LAYOUT})
 
     def encode(self, values: np.ndarray, schema: pa.Schema) -> pa.Table:
-        """Encode rows ``values`` (shape (rows, n_units), dtype ``self.dtype``) as a table."""
-        values = np.asarray(values, dtype=self.dtype)
+        """Encode rows ``values`` (shape (rows, n_units), in :func:`storage_dtype`) as a table."""
+        values = np.asarray(values, dtype=storage_dtype(self.dtype))
         arrays = []
         for b in range(self.n_blocks):
             start, stop = self.block_range(b)
@@ -118,17 +152,17 @@ class BlockLayout:
                 continue
             data = np.frombuffer(
                 chunk.buffers()[1],
-                dtype=np.dtype(self.dtype).newbyteorder("<"),
+                dtype=storage_dtype(self.dtype).newbyteorder("<"),
                 count=n * width,
                 offset=chunk.offset * width * self.itemsize,
             ).reshape(n, width)
-            out[row : row + n, out_cols] = data
+            out[row : row + n, out_cols] = from_storage(data, self.dtype)
             row += n
 
 
 def row_group_rows(n_units: int, dtype: str) -> int:
     """Rows per row group so that one row group of the layer is about ``ROW_GROUP_BYTES``."""
-    row_bytes = max(1, n_units * np.dtype(dtype).itemsize)
+    row_bytes = max(1, n_units * storage_dtype(dtype).itemsize)
     rows = ROW_GROUP_BYTES // row_bytes
     return int(min(MAX_ROW_GROUP_ROWS, max(MIN_ROW_GROUP_ROWS, rows)))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from distmi.store._format import BlockLayout
+from distmi.store._format import BlockLayout, from_storage, storage_dtype
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,9 @@ def decode_rows(layout: BlockLayout, table: pa.Table, plan: list[BlockPlan], lo:
             a, b = max(lo, row), min(hi, row + n)
             if a < b:
                 view = np.frombuffer(
-                    chunk.buffers()[1], dtype=np.dtype(layout.dtype).newbyteorder("<"),
+                    chunk.buffers()[1], dtype=storage_dtype(layout.dtype).newbyteorder("<"),
                     count=n * width, offset=chunk.offset * width * layout.itemsize,
                 ).reshape(n, width)
-                out[out_row + a - lo : out_row + b - lo, p.dst] = view[a - row : b - row, p.src]
+                out[out_row + a - lo : out_row + b - lo, p.dst] = from_storage(
+                    view[a - row : b - row, p.src], layout.dtype)
             row += n

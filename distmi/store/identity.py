@@ -13,8 +13,9 @@ from another dataset (another id, or the same id with other values), a part writ
 another dtype, and manifest edits of a layer's dtype, shape or row ranges.
 
 **Values hash.** ``values_sha256`` is the sha256 of the part's values as a row-major
-(rows, n_units) array of the stored dtype, little-endian: independent of block width and row
-groups, computed while writing (each row is hashed once, from memory). Recomputing it needs
+(rows, n_units) array of the stored dtype, little-endian (``bfloat16``: its 16-bit patterns),
+independent of block width and row groups, computed while writing (each row is hashed once,
+from memory). Recomputing it needs
 every value (``distmi inspect --verify`` hashes every file instead).
 
 **Dataset id.** Chosen by the writer from the capture fingerprint (or, for imports, from the
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from distmi.core.errors import CorruptDataError
+from distmi.store._format import storage_dtype
 
 PART_KEY = b"distmi.part"
 TARGETS_KEY = b"distmi.targets"
@@ -75,7 +77,7 @@ class ValuesHasher:
     """sha256 of rows appended in order, as row-major little-endian bytes of one dtype."""
 
     def __init__(self, dtype: str) -> None:
-        self._dtype = np.dtype(dtype).newbyteorder("<")
+        self._dtype = storage_dtype(dtype).newbyteorder("<")
         self._h = hashlib.sha256()
 
     def update(self, values: np.ndarray) -> None:
@@ -104,7 +106,7 @@ def check_cell_widths(columns: list[tuple[str, str, int]], expected: PartIdentit
         block_widths: units per column, in column order.
         where: the file, for the message.
     """
-    itemsize = np.dtype(expected.dtype).itemsize
+    itemsize = storage_dtype(expected.dtype).itemsize
     for (name, physical, length), width in zip(columns, block_widths, strict=True):
         got = length if physical == "FIXED_LEN_BYTE_ARRAY" else None
         if got != width * itemsize:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from distmi.core.errors import CorruptDataError, StoreError, UnknownLayerError
 from distmi.core.storage import StorePath
 from distmi.core.validation import check_int
+from distmi.store._format import value_dtype
 from distmi.store.block_plan import BlockPlan, decode_rows, unit_plan
 from distmi.store.files import FileRecord, check_full, check_quick
 from distmi.store.identity import PartIdentity, check_part_file, check_targets
@@ -150,12 +151,13 @@ class ActivationDataset:
             units: None (all), slice/range, int indices or boolean mask over units.
             rows: None (all), slice/range, int indices or boolean mask over samples; rows come
                 back in the order given.
-            dtype: convert to this dtype (default: the stored dtype, usually float32).
+            dtype: convert to this dtype (default: the stored dtype, usually float32;
+                ``bfloat16`` layers come back as float32, exactly).
         """
         meta = self.layer_info(name)
         u = normalize_index(units, meta.n_units, "units")
         r = normalize_index(rows, self.n_samples, "rows")
-        out = np.empty((selection_size(r), selection_size(u)), dtype=meta.dtype)
+        out = np.empty((selection_size(r), selection_size(u)), dtype=value_dtype(meta.dtype))
         plan = unit_plan(meta.layout, u)
         if isinstance(r, slice):
             self._read_slice(meta, plan, r.start, r.stop, out, 0)
@@ -187,7 +189,7 @@ class ActivationDataset:
             step = check_int(batch_rows, "batch_rows", minimum=1)
             spans = [(s, min(s + step, self.n_samples)) for s in range(0, self.n_samples, step)]
         for start, stop in spans:
-            out = np.empty((stop - start, selection_size(u)), dtype=meta.dtype)
+            out = np.empty((stop - start, selection_size(u)), dtype=value_dtype(meta.dtype))
             self._read_slice(meta, plan, start, stop, out, 0)
             yield start, out
 

@@ -266,17 +266,28 @@ class DatasetWriter:
                 "padding='max_length'), or use a pooling such as 'mean')."
             )
         flat = values.reshape(len(values), spec.n_units)
-        if flat.dtype.kind == "f":
-            self._count_nonfinite(name, flat, first_row)
-        self._open[name].append(flat.astype(spec.dtype, copy=False))
+        stored = fmt.to_storage(flat, spec.dtype)
+        if flat.dtype.kind == "f":  # counted as stored: a float16 overflow is an Inf too
+            self._count_nonfinite(name, fmt.from_storage(stored, spec.dtype), first_row, flat)
+        self._open[name].append(stored)
 
-    def _count_nonfinite(self, name: str, flat: np.ndarray, first_row: int) -> None:
+    def _count_nonfinite(self, name: str, flat: np.ndarray, first_row: int,
+                         source: np.ndarray) -> None:
         finite = np.isfinite(flat)
         if finite.all():
             return
         n_nan, n_inf = int(np.isnan(flat).sum()), int(np.isinf(flat).sum())
         if self.on_nonfinite == "raise":
             row, unit = (int(i) for i in np.argwhere(~finite)[0])
+            if np.isfinite(source[row, unit]):
+                raise NonFiniteInputError(
+                    f"layer {name!r} has activations beyond the range of "
+                    f"{self.specs[name].dtype} in the batch starting at sample {first_row} "
+                    f"(first at sample {first_row + row}, unit {unit}: "
+                    f"{float(source[row, unit]):.6g}; {n_inf} values would be stored as Inf); "
+                    "store it as float32 or bfloat16, or pass "
+                    "on_nonfinite='keep' to store the Infs and have them counted."
+                )
             raise NonFiniteInputError(
                 f"layer {name!r} has {n_nan} NaN and {n_inf} Inf activations in the batch "
                 f"starting at sample {first_row} (first at sample {first_row + row}, unit "

@@ -105,6 +105,7 @@ def test_one_stage_jobs_keep_their_hash_and_table(tiny_dataset, tmp_path):
     doc = spec.model_dump(mode="json", exclude={"name", "scaling", "retries", "output", "screen",
                                           "audit"})
     doc["dataset"].pop("verify", None)
+    doc["dataset"].pop("capture", None)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     assert spec_hash(spec) == hashlib.sha256(text.encode()).hexdigest()
     screened = tiny_spec(tiny_dataset, tmp_path / "r", screen={"n_permutations": 200})

@@ -62,7 +62,7 @@ def test_capture_from_a_csv_with_target_columns(tmp_path):
         (["capture", "no_such_module:f", DATA, "-l", "act1", "-o", "{tmp}/x"],
          "cannot import module 'no_such_module'"),
         (["capture", MODEL, DATA, "-l", "act1", "--pooling", "avg", "-o", "{tmp}/x"],
-         "pooling of layer 'act1' must be one of"),
+         "pooling must be one of ['none', 'mean'"),
         (["inspect", "{tmp}/missing"], "does not exist"),
     ],
 )
