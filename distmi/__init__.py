@@ -27,6 +27,7 @@ _LAZY = {
     "KSG": "distmi.estimators.ksg:KSG",
     "NeuralMI": "distmi.estimators.neural:NeuralMI",
     "SlicedMI": "distmi.estimators.sliced:SlicedMI",
+    "nif": "distmi.analyses.nif",
 }
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "available_methods",
     "derive_seed",
     "mutual_information",
+    "nif",
     "pairwise_mi",
     "register_method",
 ]
