@@ -199,6 +199,8 @@ def build_tables(est: LinkEstimates, acts: dict[str, np.ndarray], labels: np.nda
     link_p = zeroflow.link_pvalues(links, n, n_permutations, tie_seed, seed, labels)
     links["p_value"] = link_p
     nodes = _nodes(acts, graph, mats)
+    mi_flows = attr.throughflow(_matrices(links, np.clip(mi, 0.0, None), graph))
+    nodes["flow_mi"] = np.concatenate([i * o for i, o in mi_flows])
     nodes["redundancy_rank"] = np.concatenate(
         [rdn[layer.name][3] if layer.name in rdn else np.full(layer.n_units, -1)
          for layer in graph.layers])

@@ -26,7 +26,9 @@ class Flow:
             ``p_value`` (the link's permutation test).
         neurons: one row per node: ``layer, unit, name, kind, constant, mean, inflow, outflow,
             flow`` (information through the node: sum over all input-to-output paths that
-            visit it), ``p_in, p_out, p_value, q_value, zero_flow``.
+            visit it; eq. 2 link values), ``flow_mi`` (the same with the raw link MI),
+            ``redundancy_rank`` (position in eq. 2's order), ``p_in, p_out, p_value, q_value,
+            zero_flow``.
         attribution: eq. 4, features x outputs (DataFrame).
         attribution_ci: long table ``feature, output, attribution, std, ci_low, ci_high``
             from the propagated half-sample replicates.

@@ -169,16 +169,21 @@ def pruning_orders(model: Any, graph: FlowGraph, neurons: pd.DataFrame, n_random
                    seed: int) -> dict[str, list[np.ndarray]]:
     """Orders (row indices into the hidden neurons, first pruned first) per strategy.
 
-    ``nif``: zero-flow neurons first, then by increasing information flow through the neuron;
+    ``nif``: zero-flow neurons first, then by increasing information flow through the neuron
+    (eq. 2 link values); ``nif_mi``: the same with the raw link MI (no redundancy term);
     ``l1``: increasing L1 norm of incoming weights; ``random``: ``n_random`` permutations.
     """
     hidden = neurons[neurons["kind"] == "hidden"].reset_index(drop=True)
     idx = np.arange(len(hidden))
     nif = np.lexsort((idx, hidden["flow"].to_numpy(), ~hidden["zero_flow"].to_numpy(bool)))
+    zero_last = ~hidden["zero_flow"].to_numpy(bool)
+    orders = {"nif": [nif]}
+    if "flow_mi" in hidden:
+        orders["nif_mi"] = [np.lexsort((idx, hidden["flow_mi"].to_numpy(), zero_last))]
     l1 = np.lexsort((idx, _l1_scores(model, graph, hidden)))
     rand = [derive_rng(seed, "nif", "prune-random", r).permutation(len(hidden))
             for r in range(n_random)]
-    return {"nif": [nif], "l1": [l1], "random": rand}
+    return {**orders, "l1": [l1], "random": rand}
 
 
 def pruning_curve(model: Any, graph: FlowGraph, neurons: pd.DataFrame, X: Any, y: np.ndarray,

@@ -47,7 +47,7 @@ def _dv(scores_joint: Any, scores_marg: Any, mask: Any = None) -> Any:
 def shared_critic_values(
     acts: dict[str, np.ndarray], labels: np.ndarray | None, graph: FlowGraph,
     links: pd.DataFrame, ranks: dict[str, np.ndarray], betas: dict[str, np.ndarray],
-    seed: int, *, steps: int = 500, hidden: int = 32, batch_size: int = 64,
+    seed: int, *, steps: int = 300, hidden: int = 16, batch_size: int = 32,
     learning_rate: float = 1e-3, dtype: str = "float32",
 ) -> np.ndarray:
     """Eq. 3 value of every link of ``links`` (same row order), shape (P,).
