@@ -18,7 +18,8 @@ nat^L; only comparisons within one network are meaningful.
 
 Replicates propagate the same way: replicate b of every link comes from the same half-sample
 of rows (:mod:`distmi.analyses.nif.linkmethod`), so A^(b) = N^1(b) ... N^L(b) is a replicate
-of A, and the interval of A is the basic interval of its replicates.
+of A, and the interval of A is A plus the centred percentiles of its replicates (the
+half-sample interval of :func:`distmi.analyses.nif.linkmethod.half_sample_intervals`).
 """
 
 from __future__ import annotations

@@ -18,9 +18,8 @@ from distmi.analyses.nif import attribution as attr
 from distmi.analyses.nif import redundancy as red
 from distmi.analyses.nif import zeroflow
 from distmi.analyses.nif.graph import CLASSES, FlowGraph
-from distmi.analyses.nif.linkmethod import _constant
+from distmi.analyses.nif.linkmethod import _constant, half_sample_intervals
 from distmi.analyses.nif.links import LinkEstimates
-from distmi.kernels.significance import basic_interval
 
 NEURAL = ("mine", "nwj", "smile", "infonce")
 
@@ -134,6 +133,7 @@ def build_tables(est: LinkEstimates, acts: dict[str, np.ndarray], labels: np.nda
     ``shared_critic(links, ranks, betas) -> (P,)`` replaces eq. 2's link values by eq. 3's
     (ranks and betas: per source layer, from the redundancy order); those have no replicates.
     """
+    n_rows = next(iter(acts.values())).shape[0]
     links, reps = _complete(est.links.copy(), est.link_reps, graph)
     links["flag"] = flag_links(links, base)
     used = links["flag"].to_numpy() == ""
@@ -167,7 +167,7 @@ def build_tables(est: LinkEstimates, acts: dict[str, np.ndarray], labels: np.nda
     links["redundancy"], links["beta"], links["nif"] = red_src, beta_src, nif
     has_reps = nif_reps.shape[1] >= 2 and np.isfinite(nif_reps).all()
     if has_reps:
-        lo, hi = basic_interval(nif, nif_reps)
+        _, lo, hi = half_sample_intervals(nif, nif_reps, n_rows)
         lo = np.maximum(lo, 0.0)  # eq. 2 values are >= 0 by construction
     else:
         lo = hi = np.full(len(nif), np.nan)
@@ -183,9 +183,8 @@ def build_tables(est: LinkEstimates, acts: dict[str, np.ndarray], labels: np.nda
                                columns=pd.Index(outputs, name="output"))
     if has_reps:
         flat_reps = a_reps.reshape(a_reps.shape[0], -1).T
-        a_lo, a_hi = basic_interval(a_mat.ravel(), flat_reps)
+        a_std, a_lo, a_hi = half_sample_intervals(a_mat.ravel(), flat_reps, n_rows)
         a_lo = np.maximum(a_lo, 0.0)
-        a_std = flat_reps.std(axis=1, ddof=1)
     else:
         a_lo = a_hi = a_std = np.full(a_mat.size, np.nan)
     fi, ci = np.meshgrid(np.arange(len(features)), np.arange(len(outputs)), indexing="ij")

@@ -19,7 +19,7 @@ class Flow:
     Attributes:
         graph: the node columns (input, hidden..., outputs) and their modules.
         links: one row per link: ``src_layer, src_unit, dst_layer, dst_unit, mi, std, ci_low,
-            ci_high`` (the link MI and its half-sample basic interval), ``redundancy`` (sum of
+            ci_high`` (the link MI and its half-sample interval), ``redundancy`` (sum of
             the source unit's MI with earlier units of its layer), ``beta``, ``nif`` (eq. 2,
             >= 0) with ``nif_ci_low/high``, ``status`` (``constant``: an end is constant, MI
             exactly 0), ``flag`` (why an estimate is not used, '' if used), ``rank_mi`` and

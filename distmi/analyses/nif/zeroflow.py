@@ -5,7 +5,7 @@ layer before it (nothing flows in) **or** of every node of the layer after it (n
 out). The test is built from per-link tests:
 
 1. **Link test.** The statistic of link a -> b is KSG (Ross's estimator for a class indicator)
-   on the ranks of both columns, ties broken by a fixed random key per role
+   on the ranks of both columns, ties broken in a random order drawn per column
    (:func:`distmi.analyses.nif.linkmethod.rank_statistics`). Under independence the two rank
    vectors are independent uniform permutations whatever the columns' distributions (a ReLU's
    mass at 0 included), so B statistics of random permutation pairs form a null table that is
