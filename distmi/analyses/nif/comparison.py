@@ -113,21 +113,28 @@ def agreement(importance: dict[str, np.ndarray], k: int) -> pd.DataFrame:
 
 
 def deletion_curve(model: Any, X: np.ndarray, y: np.ndarray, fill: np.ndarray,
-                   orders: dict[str, np.ndarray], steps: list[int]) -> pd.DataFrame:
-    """Accuracy after replacing the first k features of each order by ``fill`` (per feature)."""
+                   orders: dict[str, list[np.ndarray]], steps: list[int]) -> pd.DataFrame:
+    """Accuracy after replacing the first k features of each order by ``fill`` (per feature).
+
+    A method with several orders (the random baseline) gets their mean accuracy.
+    """
     rows = []
-    for name, order in orders.items():
+    for name, order_list in orders.items():
         for k in steps:
-            xd = np.array(X, dtype=np.float32, copy=True)
-            cols = order[:k]
-            xd[:, cols] = fill[cols]
-            rows.append({"method": name, "n_deleted": int(k), "accuracy": accuracy(model, xd, y)})
+            accs = []
+            for order in order_list:
+                xd = np.array(X, dtype=np.float32, copy=True)
+                cols = order[:k]
+                xd[:, cols] = fill[cols]
+                accs.append(accuracy(model, xd, y))
+            rows.append({"method": name, "n_deleted": int(k), "accuracy": float(np.mean(accs))})
     return pd.DataFrame(rows)
 
 
 def compare_attributions(flow: Any, model: Any, x_train: np.ndarray, x_test: np.ndarray,
                          y_test: np.ndarray, *, max_rows: int = 200, background: int = 100,
-                         top_k: int | None = None, seed: int = 0) -> dict[str, pd.DataFrame]:
+                         top_k: int | None = None, n_random: int = 5, seed: int = 0
+                         ) -> dict[str, pd.DataFrame]:
     """Run IG and SHAP on the flow's model and compare them with NIF and raw MI.
 
     Args:
@@ -138,6 +145,7 @@ def compare_attributions(flow: Any, model: Any, x_train: np.ndarray, x_test: np.
         max_rows: at most this many test rows are explained (seeded subset).
         background: SHAP background rows (seeded subset of ``x_train``).
         top_k: k of the top-k overlap (default max(2, ceil(d / 4))).
+        n_random: random deletion orders averaged for the baseline.
 
     Returns:
         ``matrices`` (long: method, feature, class, importance), ``ks`` (the seed's table),
@@ -169,8 +177,9 @@ def compare_attributions(flow: Any, model: Any, x_train: np.ndarray, x_test: np.
                   {**mats, "raw MI": flow.raw_mi.to_numpy()}.items()}
     k = top_k or max(2, int(np.ceil(d / 4)))
     agree = agreement(importance, min(k, d))
-    orders = {name: np.argsort(-v, kind="stable") for name, v in importance.items()}
-    orders["random"] = derive_rng(seed, "nif", "deletion-random").permutation(d)
+    orders = {name: [np.argsort(-v, kind="stable")] for name, v in importance.items()}
+    orders["random"] = [derive_rng(seed, "nif", "deletion-random", r).permutation(d)
+                        for r in range(n_random)]
     step = max(1, d // 16)
     steps = sorted({*range(0, d + 1, step), d})
     deletion = deletion_curve(model, x_test, y_test, mean, orders, steps)

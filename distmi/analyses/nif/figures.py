@@ -44,7 +44,7 @@ def flow_graph(links: pd.DataFrame, neurons: pd.DataFrame, value: str = "nif",
 
     def pos(layer: str, unit: int) -> tuple[float, float]:
         n = sizes[layer]
-        return float(layers.index(layer)), (unit - (n - 1) / 2.0) / max(tallest - 1, 1)
+        return float(layers.index(layer)), ((n - 1) / 2.0 - unit) / max(tallest - 1, 1)
 
     vals = links[value].to_numpy(dtype=np.float64)
     top = float(np.nanmax(vals)) if len(vals) and np.nanmax(vals) > 0 else 1.0

@@ -12,7 +12,7 @@
     seed: 0
     output: out/nif-iris
     compare: true
-    scaling: {executor: ray, workers: 2, batch_size: 64}
+    scaling: {executor: ray, workers: 2, batch_size: 256}
 
 ``distmi nif --job jobs/nif_iris.yaml`` trains the bundled model deterministically and runs
 :func:`distmi.analyses.nif.report.run_study`. The link jobs (``adjacent-layers``,
@@ -55,7 +55,7 @@ class ScalingSpec(_Strict):
     executor: Literal["local", "ray"] = "ray"
     workers: int = Field(2, ge=1, le=100_000)
     address: str | None = None
-    batch_size: int = Field(64, ge=1, le=1_000_000)
+    batch_size: int = Field(256, ge=1, le=1_000_000)
 
 
 class NIFJobSpec(_Strict):

@@ -61,7 +61,7 @@ class EngineSettings:
     executor: Any = "local"
     workers: int = 2
     address: str | None = None
-    batch_size: int = 64
+    batch_size: int = 256
     threads: int = 1
     retries: int = 2
 

@@ -67,7 +67,7 @@ def run_study(
     executor: Any = "local",
     workers: int = 2,
     address: str | None = None,
-    batch_size: int = 64,
+    batch_size: int = 256,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
