@@ -238,7 +238,8 @@ def run_link_jobs(
                                   {**params, "rank_test": False}, n_bootstrap, seed, engine)
     own = isinstance(engine.executor, str)
     scaling = next(iter(jobs.values())).scaling
-    executor = make_executor(scaling, engine.retries, engine.address) if own else engine.executor
+    executor = (make_executor(scaling.executor_settings(engine.retries), engine.address)
+                if own else engine.executor)
     tables, info = {}, {"dataset": str(ds.path), "data_sha256": fingerprint, "jobs": {}}
     try:
         for name, spec in jobs.items():
