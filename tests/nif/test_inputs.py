@@ -121,3 +121,14 @@ def test_import_distmi_stays_light():
             "m = distmi.nif; assert m.information_flow; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_logits_as_outputs(iris_bundle):
+    x, y = iris_bundle.train
+    flow = distmi.nif.information_flow(iris_bundle.model, x, y, outputs="logits", n_bootstrap=2,
+                                       n_permutations=99, class_names=iris_bundle.class_names)
+    assert flow.graph.names == ["input", "act1", "act2", "logits"]
+    assert int((flow.links["dst_layer"] == "logits").sum()) == 16 * 3
+    assert flow.attribution.shape == (4, 3)
+    assert list(flow.attribution.columns) == iris_bundle.class_names
+    assert (flow.raw_mi.to_numpy() > 0).all()  # feature-class MI is still measured

@@ -35,7 +35,7 @@ def _standardize(a: np.ndarray) -> np.ndarray:
     return (a - a.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
 
 
-def _dv(scores_joint: Any, scores_marg: Any, mask: Any = None) -> Any:
+def _dv(scores_joint: Any, scores_marg: Any) -> Any:
     """DV terms E_P[T] - log E_Q[e^T] over the last dim; scores (..., rows)."""
     import torch
 
