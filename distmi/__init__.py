@@ -31,6 +31,7 @@ _LAZY = {
     "SlicedMI": "distmi.estimators.sliced:SlicedMI",
     "WKL": "distmi.estimators.wkl:WKL",
     "information_plane": "distmi.analyses.infoplane:information_plane",
+    "nif": "distmi.analyses.nif",
 }
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "derive_seed",
     "information_plane",
     "mutual_information",
+    "nif",
     "pairwise_mi",
     "register_method",
     "screen_pairs",

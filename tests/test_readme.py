@@ -16,7 +16,7 @@ def test_readme_python_examples_run():
         namespace: dict = {}
         exec(compile(code, str(README), "exec"), namespace)
         spaces.append(namespace)
-    namespace = next(ns for ns in spaces if "r" in ns)
+    namespace = next(ns for ns in spaces if "r" in ns)  # the one-line estimates block
     r = namespace["r"]
     assert abs(r.value - 0.2231) < 4 * r.std + 1e-3
     assert len(namespace["table"]) == 32

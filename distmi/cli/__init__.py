@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "distmi.cli.audit_cmd",
     "distmi.cli.report_cmd",
     "distmi.cli.infoplane_cmd",
+    "distmi.cli.nif_cmd",
 )
 
 
