@@ -27,6 +27,7 @@ _LAZY = {
     "KSG": "distmi.estimators.ksg:KSG",
     "NeuralMI": "distmi.estimators.neural:NeuralMI",
     "SlicedMI": "distmi.estimators.sliced:SlicedMI",
+    "decompose": "distmi.analyses.decompose",
 }
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "SlicedMI",
     "__version__",
     "available_methods",
+    "decompose",
     "derive_seed",
     "mutual_information",
     "pairwise_mi",

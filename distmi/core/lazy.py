@@ -17,7 +17,8 @@ def lazy_getattr(package: str, table: dict[str, str], namespace: dict[str, Any]
 
     Args:
         package: the package's name, for the error message.
-        table: public name -> ``"module.path:attribute"``.
+        table: public name -> ``"module.path:attribute"``, or ``"module.path"`` alone for a
+            module alias (``distmi.decompose`` is ``distmi.analyses.decompose``).
         namespace: the package's ``globals()``; resolved values are stored there, so later
             lookups do not come back here.
     """
@@ -26,8 +27,9 @@ def lazy_getattr(package: str, table: dict[str, str], namespace: dict[str, Any]
         target = table.get(name)
         if target is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        module_name, attr = target.split(":")
-        value = getattr(importlib.import_module(module_name), attr)
+        module_name, _, attr = target.partition(":")
+        module = importlib.import_module(module_name)
+        value = getattr(module, attr) if attr else module
         namespace[name] = value
         return value
 

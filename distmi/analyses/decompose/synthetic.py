@@ -1,0 +1,130 @@
+"""The synthetic-patch task: a planted answer for the decomposition.
+
+Images are 1 x 16 x 16. A *class patch* (pixels [0, 6) x [0, 6), top-left) holds one of four
+shapes, the class. A *distractor patch* (pixels [10, 16) x [10, 16), bottom-right) holds one of the
+same four shapes drawn independently of the class: it carries no information about the label,
+but plenty about the input, so a representation of the input carries it too. Both shapes get a
+random brightness in [0.6, 1.0] and the whole image Gaussian noise (sd 0.1).
+
+:class:`PatchCNN` classifies them; its ``act2`` feature map is 8 x 8, and its quadrants map
+onto the patches' footprints: the class patch covers cells 0-2 after pooling and reaches cell 3
+through ``conv2``'s 3 x 3 kernel, so rows/cols 0-3 hold it; the distractor covers cells 5-7 and
+reaches cell 4, so rows/cols 4-7 hold it. The decision-related map should sit in the class quadrant, the
+total map in both (``tests/decompose/test_synthetic_patch.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from distmi.core.seeds import derive_rng, derive_seed
+
+N_CLASSES = 4
+IMAGE = 16
+CLASS_BOX = (slice(0, 6), slice(0, 6))
+DISTRACTOR_BOX = (slice(10, 16), slice(10, 16))
+
+
+def _shapes() -> np.ndarray:
+    """Four 6x6 binary shapes: horizontal bar, vertical bar, diagonal, ring. (4, 6, 6)."""
+    s = np.zeros((N_CLASSES, 6, 6), np.float32)
+    s[0, 2:4, :] = 1.0
+    s[1, :, 2:4] = 1.0
+    s[2][np.eye(6, dtype=bool)] = 1.0
+    s[2][np.eye(6, k=1, dtype=bool)] = 1.0
+    s[3, 0, :] = s[3, -1, :] = s[3, :, 0] = s[3, :, -1] = 1.0
+    return s
+
+
+@dataclass(frozen=True)
+class PatchData:
+    x: np.ndarray  # (n, 1, 16, 16) float32
+    y: np.ndarray  # (n,) int64, the class-patch shape
+    distractor: np.ndarray  # (n,) int64, the distractor shape (independent of y)
+
+
+def patch_data(n: int, seed: int = 0, split: str = "train") -> PatchData:
+    """``n`` images of the synthetic-patch task (see module docstring)."""
+    rng = derive_rng(seed, "synthetic-patch", split)
+    shapes = _shapes()
+    y = rng.integers(0, N_CLASSES, size=n)
+    d = rng.integers(0, N_CLASSES, size=n)
+    x = rng.normal(0.0, 0.1, size=(n, 1, IMAGE, IMAGE)).astype(np.float32)
+    x[:, 0, CLASS_BOX[0], CLASS_BOX[1]] += shapes[y] * rng.uniform(0.6, 1.0, (n, 1, 1))
+    x[:, 0, DISTRACTOR_BOX[0], DISTRACTOR_BOX[1]] += shapes[d] * rng.uniform(0.6, 1.0, (n, 1, 1))
+    return PatchData(x.astype(np.float32), y.astype(np.int64), d.astype(np.int64))
+
+
+class PatchCNN(nn.Module):
+    """conv(1->8) - ReLU - pool - conv(8->16) - ReLU (``act2``, 16 x 8 x 8) - pool - fc 32 - 4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.act1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.act2 = nn.ReLU()
+        self.pool2 = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(16 * 4 * 4, 32)
+        self.act3 = nn.ReLU()
+        self.out = nn.Linear(32, N_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pool1(self.act1(self.conv1(x)))
+        h = self.pool2(self.act2(self.conv2(h)))
+        return self.out(self.act3(self.fc1(h.flatten(1))))
+
+
+def class_region(shape: tuple[int, int] = (8, 8)) -> np.ndarray:
+    """Bool map of the class patch's quadrant at a feature-map resolution (H, W)."""
+    h, w = shape
+    region = np.zeros(shape, dtype=bool)
+    region[: h // 2, : w // 2] = True
+    return region
+
+
+def distractor_region(shape: tuple[int, int] = (8, 8)) -> np.ndarray:
+    """Bool map of the distractor patch's quadrant at a feature-map resolution (H, W)."""
+    h, w = shape
+    region = np.zeros(shape, dtype=bool)
+    region[h // 2:, w // 2:] = True
+    return region
+
+
+def train_patch_cnn(n_train: int = 2000, epochs: int = 8, seed: int = 0
+                    ) -> tuple[PatchCNN, dict[str, float]]:
+    """Train :class:`PatchCNN` on the task (one CPU thread, a few seconds); (model, accuracies)."""
+    data = patch_data(n_train, seed, "train")
+    test = patch_data(1000, seed, "test")
+    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(seed, "synthetic-patch", "init"))
+            model = PatchCNN()
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        order_rng = derive_rng(seed, "synthetic-patch", "batches")
+        model.train()
+        for _ in range(epochs):
+            order = torch.from_numpy(order_rng.permutation(n_train))
+            for s in range(0, n_train, 64):
+                idx = order[s:s + 64]
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+                opt.step()
+        model.eval()
+        with torch.no_grad():
+            acc = {
+                "train_accuracy": float((model(x).argmax(1) == y).float().mean()),
+                "test_accuracy": float((model(torch.from_numpy(test.x)).argmax(1)
+                                        == torch.from_numpy(test.y)).float().mean()),
+            }
+    finally:
+        torch.set_num_threads(before)
+    return model, acc
