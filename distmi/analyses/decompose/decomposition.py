@@ -170,7 +170,7 @@ def fit(model: nn.Module, loader_or_tensors: Any, *, layer: str, local: str,
         with frozen(model):
             rep = resolve_auto_representation(model, _probe_inputs(data, model))
     fingerprint = model_fingerprint(model)
-    log = (lambda row: print(  # noqa: T201 - opt-in progress
+    log = (lambda row: print(
         f"epoch {row['epoch']:3d}  loss {row['loss']:+.3f}  I(Z;X) {row['i_zx']:.3f}  "
         f"I(Z;X') {row['i_zx_masked']:.3f}  CE {row['ce']:.3f}  "
         f"mean lambda {row['mean_lambda']:.3f}  acc(X') {row['masked_accuracy']:.3f}"

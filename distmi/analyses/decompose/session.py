@@ -22,8 +22,8 @@ from distmi.analyses.decompose.locals import (
     flatten_representation,
     frozen,
     logits_of,
-    token_validity,
     to_positions,
+    token_validity,
 )
 
 
