@@ -14,6 +14,7 @@ _COMMAND_MODULES = (
     "distmi.cli.estimate_cmd",
     "distmi.cli.store_cmd",
     "distmi.cli.run_cmd",
+    "distmi.cli.explain_cmd",
 )
 
 

@@ -34,6 +34,16 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def make_worker(task: TaskConfig):
+    """The worker that runs ``task``'s batches: a :class:`BatchWorker` for MI pair jobs, or the
+    task's own ``make_worker()`` when it has one. Analyses whose work units are not MI pairs
+    (e.g. one decomposition per layer, :mod:`distmi.analyses.decompose.job`) bring a task with
+    ``make_worker`` and units with ``batch_id``, ``layer`` and ``shard``, and run on these same
+    executors (retries, Ray actors, fault tolerance)."""
+    factory = getattr(task, "make_worker", None)
+    return factory() if callable(factory) else BatchWorker(task)
+
+
 class InProcessExecutor:
     """Runs every batch in the calling process with one :class:`BatchWorker`.
 
@@ -49,7 +59,7 @@ class InProcessExecutor:
         self.n_retried = 0
 
     def run(self, batches: Sequence[WorkBatch], task: TaskConfig) -> Iterator[BatchOutput]:
-        worker = BatchWorker(task)
+        worker = make_worker(task)
         for batch in batches:
             for attempt in range(self.retries + 1):
                 try:
@@ -64,7 +74,7 @@ class InProcessExecutor:
                             f"{type(exc).__name__}: {exc}"
                         ) from exc
                     self.n_retried += 1
-                    worker = BatchWorker(task)  # a fresh worker, like a restarted actor
+                    worker = make_worker(task)  # a fresh worker, like a restarted actor
             yield out
 
     def close(self) -> None:

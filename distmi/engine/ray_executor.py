@@ -31,9 +31,9 @@ from typing import Any
 import ray
 
 from distmi.core.errors import DistmiError
-from distmi.engine.executors import EngineError
+from distmi.engine.executors import EngineError, make_worker
 from distmi.engine.plan import WorkBatch
-from distmi.engine.worker import BatchOutput, BatchWorker, TaskConfig
+from distmi.engine.worker import BatchOutput, TaskConfig
 
 _SYSTEM_ERRORS: tuple[type[BaseException], ...] = (
     ray.exceptions.RayActorError,
@@ -49,7 +49,7 @@ class _RayWorker:
 
     def __init__(self, task: TaskConfig) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", str(task.threads))
-        self.worker = BatchWorker(task)
+        self.worker = make_worker(task)
         self.node_id = ray.get_runtime_context().get_node_id()
 
     def run(self, batch: WorkBatch) -> BatchOutput:
