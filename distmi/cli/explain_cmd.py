@@ -25,8 +25,8 @@ def explain_command(
     epochs: int = typer.Option(None, help="Training epochs (30 for digits, 10 for minilm)."),
     c: float = typer.Option(0.5, help="Sparsity weight c of c * mean(lambda)."),
     bound: str = typer.Option("jsd", help="'jsd' or 'dv'."),
-    baseline: str = typer.Option("mean", help="What a removed local input becomes: 'mean' or "
-                                              "'zero' (X' = lambda * X exactly)."),
+    fill: str = typer.Option("noise", help="What a removed local input becomes: 'noise', "
+                                           "'mean' or 'zero' (X' = lambda * X exactly)."),
     batch_size: int = typer.Option(None, help="Samples per step (64 digits, 32 minilm)."),
     n_texts: int = typer.Option(512, help="minilm: generated texts to fit on."),
     n_explain: int = typer.Option(128, help="minilm: generated texts to explain."),
@@ -55,7 +55,7 @@ def explain_command(
                    err=True)
         raise typer.Exit(2)
     default_layer, default_epochs, default_batch = defaults[model]
-    fit = {"c": c, "bound": bound, "baseline": baseline, "device": device,
+    fit = {"c": c, "bound": bound, "fill": fill, "device": device,
            "epochs": epochs or default_epochs, "batch_size": batch_size or default_batch}
     try:
         spec = parse_spec(model=model, layers=tuple(layer or [default_layer]),

@@ -22,7 +22,7 @@ class DecomposeConfig(BaseModel):
     local: Literal["conv", "tokens"]
     representation: str = "auto"
     bound: Literal["jsd", "dv"] = "jsd"
-    baseline: Literal["zero", "mean"] = "zero"
+    fill: Literal["noise", "mean", "zero"] = "noise"
     c: float = Field(0.5, ge=0.0, description="weight of the sparsity term c * mean(lambda)")
     epochs: int = Field(30, ge=1, le=100_000)
     batch_size: int = Field(64, ge=2, le=65_536)

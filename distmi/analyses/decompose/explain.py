@@ -4,8 +4,9 @@
 :class:`Explanation`:
 
 - ``total[n, i]``    pointwise I(Z; X_i) of sample n (nats), from the critic with X;
-- ``decision[n, i]`` pointwise I(Z; X'_i) with X' = lambda * X, the information the decision
-  keeps;
+- ``decision[n, i]`` pointwise I(Z; X'_i) with X' = lambda * X + (1 - lambda) * fill, the
+  information the decision keeps (with the noise fill, the mean over the stored noise draws;
+  ``masked_predictions`` use the first draw);
 - ``redundant``      total - decision;
 - ``mask``           lambda itself.
 
@@ -29,7 +30,7 @@ from distmi.analyses.decompose.locals import to_positions
 from distmi.analyses.decompose.losses import pointwise_information
 from distmi.analyses.decompose.mask import apply_mask
 from distmi.analyses.decompose.session import ModelSession
-from distmi.core.errors import InvalidInputError, InvalidParameterError, LengthMismatchError
+from distmi.core.errors import InvalidParameterError, LengthMismatchError
 
 MAP_NAMES = ("total", "decision", "redundant")
 
@@ -137,18 +138,26 @@ class Explanation:
             return np.where(total > 0, inside / total, np.nan)
 
 
+def _draws(mask: nn.Module) -> list[int | None]:
+    """Stored noise draws to average over (one pass without noise for deterministic fills)."""
+    from distmi.analyses.decompose.mask import NOISE_DRAWS
+
+    return list(range(NOISE_DRAWS)) if mask.noisy else [None]
+
+
 def _reference_embeddings(critic: InfomaxCritic, mask: nn.Module, reference: torch.Tensor,
                           local: str, device: torch.device
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embedded reference local inputs, plain and masked: conv (R, P, e); tokens (N, e)."""
-    ref = reference.to(device)
+                          ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Embedded reference local inputs, plain and masked (one per noise draw):
+    conv (R, P, e); tokens (N, e)."""
+    ref = reference.to(device) if local == "conv" else reference.to(device).unsqueeze(0)
+    lam = mask(ref)  # the token mask is per token: the bank is one (1, N, D) "sentence"
+    masked = [critic.embed_local(to_positions(
+        apply_mask(ref, lam, mask.replacement(ref, draw), local), local)) for draw in _draws(mask)]
+    plain = critic.embed_local(to_positions(ref, local))
     if local == "conv":
-        ref_masked = apply_mask(ref, mask(ref), mask.baseline, local)
-        return (critic.embed_local(to_positions(ref, local)),
-                critic.embed_local(to_positions(ref_masked, local)))
-    tokens = ref.unsqueeze(0)  # (1, N, D): the token mask is per token
-    tokens_masked = apply_mask(tokens, mask(tokens), mask.baseline, local)
-    return critic.embed_local(tokens)[0], critic.embed_local(tokens_masked)[0]
+        return plain, masked
+    return plain[0], [m[0] for m in masked]
 
 
 def _reference_scores(critic: InfomaxCritic, gz: torch.Tensor, h_ref: torch.Tensor,
@@ -168,27 +177,29 @@ def compute_maps(session: ModelSession, critic: InfomaxCritic, mask: nn.Module,
     critic.to(device).eval()
     mask.to(device).eval()
     try:
+        if local == "conv":
+            session.expect_layer_shape(tuple(layer_shape))
         h_ref, h_ref_masked = _reference_embeddings(critic, mask, reference, local, device)
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("total", "decision", "mask", "valid")}
         preds, masked_preds, labels = [], [], []
         for batch in data.batches(batch_size):
             fwd = session.capture(batch.inputs)
-            if local == "conv" and tuple(fwd.x.shape[1:]) != tuple(layer_shape):
-                raise InvalidInputError(
-                    f"layer {session.layer!r} outputs feature maps of shape "
-                    f"{tuple(fwd.x.shape[1:])} for these inputs, but the decomposition was "
-                    f"fitted on {tuple(layer_shape)}; explain inputs of the fitted size."
-                )
             lam = mask(fwd.x)
-            x_masked = apply_mask(fwd.x, lam, mask.baseline, local)
             gz = critic.embed_z(fwd.z)
-            h_x = critic.embed_local(fwd.positions)
-            h_xm = critic.embed_local(to_positions(x_masked, local))
-            total = pointwise_information(critic.own_scores(gz, h_x),
-                                          _reference_scores(critic, gz, h_ref, local), local)
-            decision = pointwise_information(critic.own_scores(gz, h_xm),
-                                             _reference_scores(critic, gz, h_ref_masked, local),
-                                             local)
+            total = pointwise_information(
+                critic.own_scores(gz, critic.embed_local(fwd.positions)),
+                _reference_scores(critic, gz, h_ref, local), local)
+            decision = torch.zeros_like(total)
+            x_first = None
+            for k, draw in enumerate(_draws(mask)):
+                x_masked = apply_mask(fwd.x, lam, mask.replacement(fwd.x, draw), local)
+                x_first = x_masked if x_first is None else x_first
+                h_xm = critic.embed_local(to_positions(x_masked, local))
+                decision += pointwise_information(
+                    critic.own_scores(gz, h_xm),
+                    _reference_scores(critic, gz, h_ref_masked[k], local), local)
+            decision /= len(h_ref_masked)
+            x_masked = x_first
             masked_logits = session.substitute(batch.inputs, x_masked)
             invalid = ~fwd.valid
             for name, value in (("total", total), ("decision", decision),
@@ -201,6 +212,7 @@ def compute_maps(session: ModelSession, critic: InfomaxCritic, mask: nn.Module,
             if batch.labels is not None:
                 labels.append(batch.labels.cpu().numpy())
     finally:
+        session.expect_layer_shape(None)
         critic.cpu()
         mask.cpu()
     arrays = {k: _stack(v) for k, v in parts.items()}

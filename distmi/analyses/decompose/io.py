@@ -159,7 +159,7 @@ def load(path: str | Path, model: nn.Module | None = None):
     srv = Survey(layer_shape, manifest["dim_z"], manifest["n_classes"], manifest["n_samples"],
                  critic_state["x_norm.mean"], critic_state["x_norm.std"],
                  critic_state["z_norm.mean"], critic_state["z_norm.std"],
-                 mask_state["baseline"], modules["reference"])
+                 mask_state["baseline"], mask_state["noise_std"], modules["reference"])
     critic, mask = build_modules(srv, cfg)
     critic.load_state_dict(critic_state)
     mask.load_state_dict(mask_state)

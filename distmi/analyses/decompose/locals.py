@@ -139,12 +139,21 @@ class LayerTap:
         self.rep_module = find_module(model, self.rep_name, "representation module")
         self.state = _TapState()
         self.z: torch.Tensor | None = None
+        self.expected_shape: tuple[int, ...] | None = None  # per-sample shape of the layer
         self._handles = [
             self.layer_module.register_forward_hook(self._layer_hook),
             self.rep_module.register_forward_hook(self._rep_hook),
         ]
 
     def _layer_hook(self, module: nn.Module, args: Any, output: Any) -> Any:
+        if self.state.mode != "off" and self.expected_shape is not None:
+            got = tuple(_primary(output).shape[1:])
+            if got != self.expected_shape:
+                raise InvalidInputError(
+                    f"the layer outputs feature maps of shape {got} for these inputs, but the "
+                    f"decomposition was fitted on {self.expected_shape}; explain inputs of the "
+                    "fitted size."
+                )
         if self.state.mode == "capture":
             self.state.captured = _primary(output)
             return None

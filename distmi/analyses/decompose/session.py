@@ -77,6 +77,12 @@ class ModelSession:
         if self._home is not None:
             self.model.to(self._home)
 
+    def expect_layer_shape(self, shape: tuple[int, ...] | None) -> None:
+        """Refuse inputs whose layer output per sample is not ``shape`` (before the rest of the
+        model runs on them)."""
+        assert self._tap is not None, "use ModelSession as a context manager"
+        self._tap.expected_shape = tuple(shape) if shape is not None else None
+
     def capture(self, inputs: Inputs) -> Forward:
         """A no-grad pass on the unmasked inputs."""
         tap = self._tap

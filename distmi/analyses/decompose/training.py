@@ -40,6 +40,8 @@ from distmi.analyses.decompose.session import ModelSession
 from distmi.core.errors import InvalidInputError, TooFewSamplesError
 from distmi.core.seeds import derive_rng, derive_seed
 
+POSITION_LR_SCALE = 25.0
+
 
 @dataclass
 class Survey:
@@ -54,6 +56,7 @@ class Survey:
     z_mean: torch.Tensor
     z_std: torch.Tensor
     layer_mean: torch.Tensor  # conv (C, H, W) mean feature map; tokens (D,)
+    layer_std: torch.Tensor  # same shape, standard deviation
     reference: torch.Tensor  # conv (R, C, H, W); tokens (N_ref_tokens, D)
 
     @property
@@ -123,10 +126,12 @@ def survey(session: ModelSession, data: InMemoryData | IterableData, cfg: Decomp
         bank = [_reference_in_memory(session, data, cfg)]
     x_mean, x_std = x_moments.result()
     z_mean, z_std = z_moments.result()
-    layer_mean = (map_moments.result()[0].reshape(layer_shape) if cfg.local == "conv"
-                  else x_mean.clone())
+    if cfg.local == "conv":
+        layer_mean, layer_std = (t.reshape(layer_shape) for t in map_moments.result())
+    else:
+        layer_mean, layer_std = x_mean.clone(), x_std.clone()
     return Survey(layer_shape, dim_z, n_classes, count, x_mean.cpu(), x_std.cpu(), z_mean.cpu(),
-                  z_std.cpu(), layer_mean.cpu(), torch.cat(bank).cpu())
+                  z_std.cpu(), layer_mean.cpu(), layer_std.cpu(), torch.cat(bank).cpu())
 
 
 def _bank_rows(fwd: Any, take: int, local: str) -> torch.Tensor:
@@ -158,8 +163,13 @@ def build_modules(srv: Survey, cfg: DecomposeConfig) -> tuple[InfomaxCritic, nn.
     critic.x_norm.set_stats(srv.x_mean, srv.x_std)
     critic.z_norm.set_stats(srv.z_mean, srv.z_std)
     mask.norm.set_stats(srv.x_mean, srv.x_std)
-    if cfg.baseline == "mean":
+    if cfg.fill in ("mean", "noise"):
         mask.baseline.copy_(srv.layer_mean)
+    if cfg.fill == "noise":
+        mask.noise_std.copy_(srv.layer_std)
+        gen = torch.Generator().manual_seed(derive_seed(cfg.random_state, "decompose",
+                                                        "noise-draws"))
+        mask.noise_draws.copy_(torch.randn(mask.noise_draws.shape, generator=gen))
     return critic, mask
 
 
@@ -183,9 +193,17 @@ def train(session: ModelSession, data: InMemoryData | IterableData, cfg: Decompo
     device = session.device
     critic.to(device)
     mask.to(device)
-    params = [*critic.parameters(), *mask.parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    # Adam moves each parameter by about lr per step; a per-position mask logit gets no help
+    # from shared weights, so it gets a larger rate (else it moves ~1 unit over a whole fit)
+    position = [p for n, p in mask.named_parameters() if n == "position"]
+    shared = [p for n, p in mask.named_parameters() if n != "position"]
+    groups = [{"params": [*critic.parameters(), *shared]}]
+    if position:
+        groups.append({"params": position, "lr": cfg.lr * POSITION_LR_SCALE})
+    opt = torch.optim.Adam(groups, lr=cfg.lr)
     state_x, state_xp = BoundState(), BoundState()
+    noise = torch.Generator(device=device).manual_seed(
+        derive_seed(cfg.random_state, "decompose", "noise"))
     history = []
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()
@@ -200,7 +218,8 @@ def train(session: ModelSession, data: InMemoryData | IterableData, cfg: Decompo
                 continue  # no negatives in a batch of one
             y = fwd.logits.argmax(1) if batch.labels is None else batch.labels.to(device)
             lam = mask(fwd.x)
-            x_masked = apply_mask(fwd.x, lam, mask.baseline, cfg.local)
+            x_masked = apply_mask(fwd.x, lam, mask.replacement(fwd.x, generator=noise),
+                                  cfg.local)
             logits_masked = session.substitute(batch.inputs, x_masked)
             gz = critic.embed_z(fwd.z)
             scores_x = critic.pair_scores(gz, critic.embed_local(fwd.positions))

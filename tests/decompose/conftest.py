@@ -1,0 +1,99 @@
+"""Fixtures of the decomposition tests: a trained digits CNN and a tiny token classifier with a
+planted keyword."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from distmi.core.seeds import derive_rng
+
+KEYWORD = 3  # token id whose presence is the class
+VOCAB = 24
+PAD = 0
+
+
+class TinyTokenClassifier(nn.Module):
+    """Embedding - one transformer layer (``layer``, (B, T, 16)) - masked mean - linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, 16)
+        self.layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+        self.pool = nn.Identity()
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        valid = attention_mask.bool()
+        h = self.layer(self.embed(input_ids), src_key_padding_mask=~valid)
+        w = valid.unsqueeze(-1).float()
+        return self.head(self.pool((h * w).sum(1) / w.sum(1).clamp_min(1.0)))
+
+
+def keyword_texts(n: int, seed: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor, np.ndarray]:
+    """Random token sequences (ids 4..23, lengths 5-10, padded with 0); label 1 when the keyword
+    (id 3) is placed at a random position. Returns (inputs, labels, keyword position or -1)."""
+    rng = derive_rng(seed, "keyword-texts")
+    length = 10
+    ids = np.zeros((n, length), np.int64)
+    mask = np.zeros((n, length), np.int64)
+    labels = rng.integers(0, 2, size=n)
+    where = np.full(n, -1)
+    for i in range(n):
+        m = int(rng.integers(5, length + 1))
+        ids[i, :m] = rng.integers(4, VOCAB, size=m)
+        mask[i, :m] = 1
+        if labels[i]:
+            where[i] = int(rng.integers(0, m))
+            ids[i, where[i]] = KEYWORD
+    inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+    return inputs, torch.from_numpy(labels), where
+
+
+def _train(model: nn.Module, inputs, labels, epochs: int, seed: int) -> nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    n = len(labels)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        for s in range(0, n, 64):
+            idx = order[s:s + 64]
+            batch = {k: v[idx] for k, v in inputs.items()}
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(**batch), labels[idx]).backward()
+            opt.step()
+    model.eval()
+    return model
+
+
+@pytest.fixture(scope="session")
+def token_model():
+    torch.manual_seed(0)
+    inputs, labels, _ = keyword_texts(800, seed=0)
+    model = _train(TinyTokenClassifier(), inputs, labels, epochs=15, seed=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """(model, x_train, y_train, x_test, y_test) with the bundled digits CNN (short training)."""
+    from distmi.examples.train_models import digits_data, train_digits_cnn
+
+    model, _ = train_digits_cnn(0, epochs=8)
+    d = digits_data(0)
+    x, y = torch.from_numpy(d.x), torch.from_numpy(d.y)
+    tr = torch.from_numpy(~d.is_test)
+    return model, x[tr], y[tr], x[~tr], y[~tr]
+
+
+@pytest.fixture(scope="session")
+def digits_dec(digits):
+    """A quick decomposition of the digits CNN at act2 (few epochs: shapes and plumbing)."""
+    import distmi
+
+    model, xtr, ytr, _, _ = digits
+    return distmi.decompose.fit(model, (xtr[:512], ytr[:512]), layer="act2", local="conv",
+                                epochs=2, random_state=0)
