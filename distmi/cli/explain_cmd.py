@@ -25,8 +25,9 @@ def explain_command(
     epochs: int = typer.Option(None, help="Training epochs (30 for digits, 10 for minilm)."),
     c: float = typer.Option(0.5, help="Sparsity weight c of c * mean(lambda)."),
     bound: str = typer.Option("jsd", help="'jsd' or 'dv'."),
-    fill: str = typer.Option("noise", help="What a removed local input becomes: 'noise', "
-                                           "'mean' or 'zero' (X' = lambda * X exactly)."),
+    fill: str = typer.Option("auto", help="What a removed local input becomes: 'auto' (noise "
+                                          "for images, mean for tokens), 'noise', 'mean' or "
+                                          "'zero' (X' = lambda * X exactly)."),
     batch_size: int = typer.Option(None, help="Samples per step (64 digits, 32 minilm)."),
     n_texts: int = typer.Option(512, help="minilm: generated texts to fit on."),
     n_explain: int = typer.Option(128, help="minilm: generated texts to explain."),

@@ -22,7 +22,7 @@ class DecomposeConfig(BaseModel):
     local: Literal["conv", "tokens"]
     representation: str = "auto"
     bound: Literal["jsd", "dv"] = "jsd"
-    fill: Literal["noise", "mean", "zero"] = "noise"
+    fill: Literal["auto", "noise", "mean", "zero"] = "auto"
     c: float = Field(0.5, ge=0.0, description="weight of the sparsity term c * mean(lambda)")
     epochs: int = Field(30, ge=1, le=100_000)
     batch_size: int = Field(64, ge=2, le=65_536)
@@ -34,6 +34,14 @@ class DecomposeConfig(BaseModel):
     device: str = "auto"
     threads: int | None = Field(1, ge=1, le=1024)
     random_state: int = Field(0, ge=0)
+
+    @property
+    def resolved_fill(self) -> str:
+        """``fill="auto"``: ``"noise"`` for feature maps, ``"mean"`` for tokens (measured best
+        on the planted tasks; see docs/decompose.md)."""
+        if self.fill != "auto":
+            return self.fill
+        return "noise" if self.local == "conv" else "mean"
 
     @field_validator("device")
     @classmethod

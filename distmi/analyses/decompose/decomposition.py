@@ -114,7 +114,7 @@ def _probe_inputs(data: Any, model: nn.Module) -> Any:
 
 def fit(model: nn.Module, loader_or_tensors: Any, *, layer: str, local: str,
         representation: str = "auto", bound: str = "jsd", c: float = 0.5,
-        fill: str = "noise", epochs: int = 30,
+        fill: str = "auto", epochs: int = 30,
         batch_size: int = 64, lr: float = 2e-3, hidden: int = 128, embed: int = 64,
         mask_hidden: int = 32, n_reference: int = 256, device: str = "auto",
         threads: int | None = 1, random_state: int = 0, verbose: bool = False
@@ -140,12 +140,13 @@ def fit(model: nn.Module, loader_or_tensors: Any, *, layer: str, local: str,
         c: weight of the sparsity term c * mean(lambda) (0.5 in Gu's paper). Larger c keeps
             fewer local inputs in X'.
         fill: what a removed local input becomes in X' = lambda * X + (1 - lambda) * fill:
-            ``"noise"`` (default) E[X] + sd[X] * N(0, 1), per position and channel, as in the
-            information bottleneck attribution (Schulz et al. 2020); ``"mean"`` E[X];
-            ``"zero"`` 0, i.e. Gu's X' = lambda * X exactly. Scaling alone keeps information
-            (the critic learns to read an attenuated X_i), and an all-zero feature is one the
-            network never saw; both let the mask keep part of an irrelevant patch on the
-            synthetic-patch task (figures in docs/decompose.md).
+            ``"noise"``: E[X] + sd[X] * N(0, 1) per position and channel, as in the information
+            bottleneck attribution (Schulz et al. 2020); ``"mean"``: E[X]; ``"zero"``: 0, i.e.
+            Gu's X' = lambda * X exactly; ``"auto"`` (default): noise for feature maps, mean for
+            tokens. Scaling alone keeps information (the critic learns to read an attenuated
+            X_i) and an all-zero feature map is one the network never saw; on the planted
+            tasks (docs/decompose.md) noise separated the patches best for images, while noise
+            in token embeddings disturbed the classifier and mean or zero worked best.
         epochs, batch_size, lr: Adam training of the two modules. Negatives are the other
             samples of a batch, so batch_size >= 2 (32-128 works well).
         hidden, embed, mask_hidden: widths of the critic MLPs, the critic embedding and the mask.

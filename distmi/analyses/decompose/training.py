@@ -163,9 +163,9 @@ def build_modules(srv: Survey, cfg: DecomposeConfig) -> tuple[InfomaxCritic, nn.
     critic.x_norm.set_stats(srv.x_mean, srv.x_std)
     critic.z_norm.set_stats(srv.z_mean, srv.z_std)
     mask.norm.set_stats(srv.x_mean, srv.x_std)
-    if cfg.fill in ("mean", "noise"):
+    if cfg.resolved_fill in ("mean", "noise"):
         mask.baseline.copy_(srv.layer_mean)
-    if cfg.fill == "noise":
+    if cfg.resolved_fill == "noise":
         mask.noise_std.copy_(srv.layer_std)
         gen = torch.Generator().manual_seed(derive_seed(cfg.random_state, "decompose",
                                                         "noise-draws"))
