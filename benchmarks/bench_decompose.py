@@ -19,6 +19,7 @@ Runs in one process, on one device, with the same torch thread count for every m
     .venv/bin/python benchmarks/bench_decompose.py                      # digits + synthetic
     .venv/bin/python benchmarks/bench_decompose.py --layers act2 --skip-randomisation
     .venv/bin/python benchmarks/bench_decompose.py --text
+    .venv/bin/python benchmarks/bench_decompose.py --figures docs/decompose   # also PNGs
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import argparse
 import os
 import resource
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -58,6 +60,22 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     lines += ["  ".join(fmt(r.get(c, "")).ljust(w) for c, w in zip(columns, widths, strict=True))
               for r in rows]
     return "\n".join(lines)
+
+
+def _digits_figures(folder: Path, b, expl, curves, layer: str) -> None:
+    from distmi.analyses.decompose import figures as F
+
+    names = ("total", "decision", "redundant")
+    for i in (0, 1):
+        maps = {k: expl.map(k)[i] for k in names}
+        title = f"digits {layer}: label {b.explain_labels[i]}, predicted {expl.predictions[i]}"
+        F.save_png(F.decomposition_figure(b.images[i], maps, title),
+                   folder / f"digits_{layer}_sample{i}.png", dpi=72)
+    F.save_png(F.class_means_figure(expl.class_means(by="label")),
+               folder / f"digits_{layer}_class_means.png", dpi=60)
+    F.save_png(F.curves_figure([c for c in curves if c.method != "total"],
+                               f"digits {layer}: deletion and insertion"),
+               folder / f"digits_{layer}_curves.png", dpi=72)
 
 
 def digits_part(args) -> None:
@@ -93,9 +111,11 @@ def digits_part(args) -> None:
                 "total": expl.upsample((8, 8), "total"), "LayerGradCam": cam,
                 "IntegratedGradients": ig,
                 "random": np.random.default_rng(0).random((len(y_te), 8, 8))}
-        table, _ = E.compare_methods(b.model, x_te, y_te, maps, local="conv")
+        table, curves = E.compare_methods(b.model, x_te, y_te, maps, local="conv")
         for row in table.to_dict(orient="records"):
             auc_rows.append({"layer": layer, **row})
+        if args.figures:
+            _digits_figures(Path(args.figures), b, expl, curves, layer)
         if not args.skip_randomisation:
             def baselines(model, layer=layer, target=expl.predictions):
                 return {"LayerGradCam": E.gradcam_maps(model, layer, x_te, target),
@@ -149,6 +169,19 @@ def synthetic_part(args) -> None:
         rows.append({"map": f"total (fill={fill})",
                      "class patch": float(np.nanmean(e.region_mass(cls, "total"))),
                      "distractor": float(np.nanmean(e.region_mass(dis, "total")))})
+        if args.figures and fill == args.fills[0]:
+            from distmi.analyses.decompose import figures as F
+
+            names = ("total", "decision", "redundant")
+            F.save_png(F.decomposition_figure(
+                test.x[0, 0], {k: e.map(k)[0] for k in names},
+                f"synthetic patch: class {test.y[0]} top-left, distractor "
+                f"{test.distractor[0]} bottom-right (fill={fill})"),
+                Path(args.figures) / "synthetic_sample.png", dpi=72)
+            F.save_png(F.decomposition_figure(
+                test.x[:, 0].mean(0), {k: np.nanmean(e.map(k), axis=0) for k in names},
+                "synthetic patch: mean maps over 400 test images"),
+                Path(args.figures) / "synthetic_mean.png", dpi=72)
     x = torch.from_numpy(test.x)
     target = torch.from_numpy(test.y)
     for name, sal in (("LayerGradCam", E.gradcam_maps(model, "act2", x, target)),
@@ -185,6 +218,16 @@ def text_part(args) -> None:
                                      local="tokens", protected=b.protected)
         for row in table.to_dict(orient="records"):
             rows.append({"layer": layer, "fit+explain s": t.wall, **row})
+        if args.figures:
+            from distmi.analyses.decompose import figures as F
+
+            for i in (0, 1):
+                toks = b.tokens[i]
+                maps = {k: e.map(k)[i][:len(toks)] for k in ("total", "decision", "redundant",
+                                                              "mask")}
+                F.save_png(F.token_figure(toks, maps, f"{layer}: topic "
+                                          f"{b.class_names[b.explain_labels[i]]}"),
+                           Path(args.figures) / f"minilm_{layer}_text{i}.png", dpi=80)
     print(_table(rows, ["layer", "fit+explain s", "method", "deletion_auc", "insertion_auc",
                         "deletion_auc_prob", "insertion_auc_prob"]))
 
@@ -202,6 +245,7 @@ def main() -> None:
     parser.add_argument("--text-layers", nargs="+", default=["embeddings", "encoder.layer.0"])
     parser.add_argument("--text-epochs", type=int, default=10)
     parser.add_argument("--n-texts", type=int, default=512)
+    parser.add_argument("--figures", default=None, help="folder for PNG figures")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}, "
