@@ -143,3 +143,21 @@ def test_import_distmi_stays_light_and_resolves_decompose():
 def test_explicit_device(digits_dec, digits, device):
     _, _, _, xte, _ = digits
     assert digits_dec.explain(xte[:3], device=device).total.shape == (3, 4, 4)
+
+
+@pytest.mark.gpu
+def test_fit_and_explain_on_cuda_leave_the_model_on_its_device(digits):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    model, xtr, ytr, xte, _ = digits
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    dec = distmi.decompose.fit(model, (xtr[:512], ytr[:512]), layer="act2", local="conv",
+                               epochs=3, device="cuda")
+    e = dec.explain(xte[:50])
+    assert e.total.shape == (50, 4, 4) and np.isfinite(e.total).all()
+    assert next(model.parameters()).device.type == "cpu"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    cpu = distmi.decompose.fit(model, (xtr[:512], ytr[:512]), layer="act2", local="conv",
+                               epochs=3, device="cpu").explain(xte[:50])
+    # the same seed on another device: same kind of maps (reductions differ in order)
+    assert np.corrcoef(cpu.total.ravel(), e.total.ravel())[0, 1] > 0.8
