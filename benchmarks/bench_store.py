@@ -11,8 +11,14 @@ in one process, and times the operations the engine needs:
 Reads are from the page cache (the files were just written); each figure is the best of
 ``--repeat`` runs. Prints every figure and the speed ratio baseline / distmi.
 
+Then the cost of integrity (docs/store.md, "Integrity"), each measured by switching one check
+off in the same process: the identity and cell-width check of every part on first read
+(``open_dataset`` + a 64-unit shard, and a whole-layer read, on fresh handles), and the values
+hash computed while writing.
+
     .venv/bin/python benchmarks/bench_store.py                   # 100k x 4096
     .venv/bin/python benchmarks/bench_store.py --rows 20000      # quicker
+    .venv/bin/python benchmarks/bench_store.py --rows 20000 --integrity-only
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +84,89 @@ def read_per_unit(path: Path, units: range | None = None) -> np.ndarray:
     return np.column_stack([c.to_numpy() for c in table.columns])
 
 
+@contextmanager
+def _switched_off(obj: object, name: str):
+    """Replace ``obj.name`` by a no-op for the duration (to time what it costs)."""
+    original = getattr(obj, name)
+    setattr(obj, name, lambda *a, **k: None)
+    try:
+        yield
+    finally:
+        setattr(obj, name, original)
+
+
+def integrity_costs(root: Path, x: np.ndarray, rep: int) -> None:
+    """Per-read identity checks and write-time values hashing, each on vs off."""
+    from distmi.store.identity import ValuesHasher
+    from distmi.store.reader import ActivationDataset
+
+    n = len(x)
+    path = root / "integrity"
+    import distmi.store.writer as writer_mod
+
+    record = writer_mod.record_file
+
+    def reread(root_, path_, written=None):  # how files were hashed before: read back whole
+        return record(root_, path_)
+
+    # (wall s, CPU s) of write_dataset: "on" as shipped; "off" without the values hash;
+    # "previous" also without the streamed file hash (the file is read back to hash it, as
+    # the writer did before part identities). Alternated so all see the same load.
+    write: dict[str, list[tuple[float, float]]] = {"on": [], "off": [], "previous": []}
+    for _ in range(max(1, rep // 2)):
+        for state in write:
+            t, c = time.perf_counter(), time.process_time()
+            if state == "on":
+                write_dataset(path, {"h": x}, rows_per_part=n, overwrite=True)
+            else:
+                with _switched_off(ValuesHasher, "update"):
+                    if state == "previous":
+                        writer_mod.record_file = reread
+                    try:
+                        write_dataset(root / "nohash", {"h": x}, rows_per_part=n, overwrite=True)
+                    finally:
+                        writer_mod.record_file = record
+            write[state].append((time.perf_counter() - t, time.process_time() - c))
+    shutil.rmtree(root / "nohash", ignore_errors=True)
+    shard = slice(1000, 1064)
+
+    def first_shard() -> None:  # fresh dataset object: footer, identity and widths checked
+        open_dataset(path).read_layer("h", units=shard)
+
+    def first_whole() -> None:
+        open_dataset(path).read_layer("h")
+
+    figures = {}
+    for label, fn in (("open + 64-unit shard", first_shard), ("open + whole layer", first_whole)):
+        on, off = [], []
+        for _ in range(rep):  # alternated so both see the same load
+            on.append(best(fn, 1))
+            with _switched_off(ActivationDataset, "_check_part"), \
+                    _switched_off(ActivationDataset, "_explain_mismatch"):
+                off.append(best(fn, 1))
+        figures[label] = (min(on), min(off))
+    ds = open_dataset(path)
+    meta = ds.layer_info("h")
+    pf = ds._open_part(meta, 0)
+    k = 2000
+    t = time.perf_counter()
+    for _ in range(k):
+        ds._check_part(meta, 0, pf)
+    per_check_us = (time.perf_counter() - t) / k * 1e6
+    print(f"\nintegrity ({n} x {x.shape[1]} float32, one part; best of {rep}):")
+    print(f"  identity + cell-width check of one part: {per_check_us:.1f} us "
+          f"(the footer is already read to open the file; no data is hashed)")
+    for label, (on, off) in figures.items():
+        print(f"  {label:22s} checks on {on:8.4f} s   off {off:8.4f} s   overhead "
+              f"{100 * (on - off) / off:+.1f}%")
+    (won, con), (woff, coff), (wprev, cprev) = (min(write[k]) for k in ("on", "off", "previous"))
+    print(f"  {'write_dataset':22s} values hash on {won:8.3f} s   off {woff:8.3f} s   overhead "
+          f"{100 * (won - woff) / woff:+.1f}% wall; CPU {con:.3f} s vs {coff:.3f} s "
+          f"({100 * (con - coff) / coff:+.1f}%)")
+    print(f"  {'':22s} vs the previous writer (no values hash, file read back to hash it): "
+          f"{wprev:.3f} s wall ({100 * (won - wprev) / wprev:+.1f}%), CPU {cprev:.3f} s "
+          f"({100 * (con - cprev) / cprev:+.1f}%)")
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=100_000)
@@ -84,6 +174,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-per-unit", action="store_true", help="skip the slow per-unit baseline")
     ap.add_argument("--dir", default=None, help="scratch folder (default: a temp dir)")
+    ap.add_argument("--integrity-only", action="store_true",
+                    help="only the integrity costs (no layout comparison)")
     args = ap.parse_args()
     n, d, rep = args.rows, args.units, args.repeat
     root = Path(tempfile.mkdtemp(prefix="bench_store_", dir=args.dir))
@@ -95,6 +187,12 @@ def main() -> None:
     print(f"layer {n} x {d} float32 = {x.nbytes / 1e9:.2f} GB; row groups of {rg} rows; "
           f"best of {rep}; scratch {root}")
     results: dict[str, dict[str, float]] = {}
+    if args.integrity_only:
+        try:
+            integrity_costs(root, x, rep)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return
     try:
         t = time.perf_counter()
         ds = write_dataset(root / "distmi", {"h": x}, rows_per_part=n)
@@ -133,6 +231,7 @@ def main() -> None:
                 "shard64_s": best(lambda: read_per_unit(ppath, range(1000, 1064)), rep),
                 "shard128_s": best(lambda: read_per_unit(ppath, range(1024, 1152)), rep),
             }
+        integrity_costs(root, x, rep)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     keys = ["write_s", "size_mb", "whole_s", "shard64_s", "shard128_s", "rows10k_s", "stream_s",

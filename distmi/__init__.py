@@ -18,9 +18,8 @@ from distmi.core import (
     derive_seed,
 )
 from distmi.core.lazy import lazy_getattr
+from distmi.core.version import __version__
 from distmi.estimators.registry import MethodSpec, available_methods, register_method
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "GMMMI": "distmi.estimators.gmm:GMMMI",

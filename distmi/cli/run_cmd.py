@@ -1,4 +1,8 @@
-"""``distmi validate | run | submit | status | results``: MI jobs from YAML specs."""
+"""``distmi validate | run | submit | status | results``: MI jobs from YAML specs.
+
+Errors are reported by the application's command group (:mod:`distmi.cli.app`): a
+``DistmiError`` prints ``error: ...`` and exits 2; nothing prints a raw traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import typer
 
 from distmi.cli.app import app
 from distmi.core.errors import DistmiError
+from distmi.core.storage import StorePath
 
 
 def _fail(exc: object) -> typer.Exit:
@@ -57,7 +62,8 @@ def validate_command(
         spec = load_spec(job)
         typer.echo(f"{job}: valid job {spec.name!r} (spec hash {spec_hash(spec)[:12]})")
         if plan:
-            if not (Path(spec.dataset.path) / "manifest.json").is_file() and spec.dataset.builtin:
+            if not (StorePath.of(spec.dataset.path) / "manifest.json").is_file() \
+                    and spec.dataset.builtin:
                 typer.echo(f"dataset {spec.dataset.path} will be built ({spec.dataset.builtin}) "
                            "on the first run; plan not checked")
                 return
@@ -75,7 +81,8 @@ def run_command(
     address: str | None = typer.Option(None, help="Attach to a Ray cluster ('auto', 'HEAD:6379')."),
     executor: str | None = typer.Option(None, help="Override scaling.executor: 'ray' or 'local'."),
     workers: int | None = typer.Option(None, help="Override scaling.workers."),
-    output: str | None = typer.Option(None, help="Override the output folder."),
+    output: str | None = typer.Option(None, help="Override the output folder (path or URI)."),
+    dataset: str | None = typer.Option(None, help="Override dataset.path (path or URI)."),
     overwrite: bool = typer.Option(False, help="Discard results already in the output folder."),
     top: int = typer.Option(3, help="Units per target in the summary table."),
     quiet: bool = typer.Option(False, help="No progress bar or summary."),
@@ -101,6 +108,8 @@ def run_command(
                 doc["scaling"][key] = value
         if output is not None:
             doc["output"] = output
+        if dataset is not None:
+            doc["dataset"]["path"] = dataset
         spec = parse_spec(doc, str(job))
         bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TextColumn("pairs"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -130,52 +139,101 @@ def submit_command(
     job: Path = typer.Argument(..., help="A YAML job file inside the working directory."),
     address: str = typer.Option(..., help="Ray dashboard URL, e.g. http://HEAD:8265."),
     working_dir: Path = typer.Option(Path("."), help="Folder shipped to the cluster."),
+    output: str | None = typer.Option(
+        None, help="Where results land: a URI (s3://...) or a path every node shares."),
+    dataset: str | None = typer.Option(
+        None, help="Override dataset.path: a URI or a path every node shares."),
     pip: list[str] = typer.Option([], help="Extra pip requirements for the job (repeatable)."),
     dry_run: bool = typer.Option(False, help="Print the submission instead of sending it."),
 ) -> None:
-    """Submit a job to a Ray cluster through the Jobs API; prints the job id."""
-    from distmi.jobs.spec import load_spec
-    from distmi.jobs.submit import build_submission, check_address, submit
+    """Submit a job to a Ray cluster through the Jobs API; prints the job id.
 
+    Relative output and dataset paths are made absolute when every node of the cluster is this
+    machine, and refused otherwise (they would land in Ray's temporary copy of the working
+    directory): give a URI or a shared path.
+    """
+    from distmi.jobs.spec import load_spec
+    from distmi.jobs.submit import (
+        build_submission,
+        check_address,
+        cluster_is_single_machine,
+        submit,
+    )
+
+    spec = load_spec(job)
+    url = check_address(address)
     try:
-        spec = load_spec(job)
-        check_address(address)
-        sub = build_submission(job, spec, working_dir=working_dir, pip=pip or None)
-        if dry_run:
-            typer.echo(json.dumps(sub.as_kwargs(), indent=2))
-            return
-        job_id = submit(sub, address)
-    except DistmiError as exc:
-        raise _fail(exc) from exc
+        single = cluster_is_single_machine(url)
     except (ConnectionError, RuntimeError) as exc:
-        raise _fail(f"could not submit to {address}: {exc}") from exc
+        if not dry_run:
+            raise _fail(f"could not reach the Ray dashboard at {url}: {exc}") from exc
+        single = False  # planned as for a remote cluster: relative paths are refused
+        typer.echo(f"note: {url} could not be reached, so the submission is planned as for a "
+                   "cluster of other machines", err=True)
+    sub = build_submission(job, spec, working_dir=working_dir, pip=pip or None,
+                           single_machine=single, output=output, dataset=dataset)
+    where = sub.metadata["output"]
+    if dry_run:
+        typer.echo(json.dumps(sub.as_kwargs(), indent=2))
+        return
+    try:
+        job_id = submit(sub, url)
+    except (ConnectionError, RuntimeError) as exc:
+        raise _fail(f"could not submit to {url}: {exc}") from exc
     typer.echo(job_id)
-    typer.echo(f"follow it with: distmi status {job_id} --address {address}")
+    typer.echo(f"results will be committed to {where}")
+    typer.echo(f"follow it with: distmi status {job_id} --address {url} --wait")
 
 
 @app.command("status")
 def status_command(
     job_id: str = typer.Argument(..., help="The id printed by `distmi submit`."),
     address: str = typer.Option(..., help="Ray dashboard URL, e.g. http://HEAD:8265."),
-    logs: bool = typer.Option(False, help="Also print the job's logs."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the job ends, then print the "
+                              "tail of its logs."),
+    timeout: float | None = typer.Option(None, help="With --wait: give up after this many "
+                                         "seconds (exit 124)."),
+    tail: int = typer.Option(40, help="Log lines printed when the job ends (with --wait)."),
+    logs: bool = typer.Option(False, help="Print the job's whole log."),
 ) -> None:
-    """Status of a submitted job (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
-    from distmi.jobs.submit import job_status
+    """Status of a submitted job (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED).
+
+    Exit status: 0 when the job succeeded (or is still pending/running without --wait), 1 when
+    it FAILED or was STOPPED, 2 for an error (bad address, unknown job), 124 when --timeout
+    passed before the job ended.
+    """
+    from distmi.jobs.submit import FAILED_STATES, check_address, job_status, log_tail, wait_for_job
+
+    url = check_address(address)
+
+    def show(info: dict) -> None:
+        msg = f" ({info['message']})" if info.get("message") else ""
+        typer.echo(f"{info['job_id']}: {info['status']}{msg}")
 
     try:
-        info = job_status(job_id, address, logs=logs)
-    except DistmiError as exc:
-        raise _fail(exc) from exc
+        if wait:
+            info = wait_for_job(job_id, url, timeout_s=timeout, on_change=show)
+        else:
+            info = job_status(job_id, url)
+            show(info)
+        text = job_status(job_id, url, logs=True)["logs"] if (logs or wait) else None
     except (ConnectionError, RuntimeError) as exc:
-        raise _fail(f"could not query {address}: {exc}") from exc
-    typer.echo(f"{info['job_id']}: {info['status']}" + (f" ({info['message']})" if info["message"] else ""))
+        raise _fail(f"could not query {url}: {exc}") from exc
     if logs:
-        typer.echo(info.get("logs", ""))
+        typer.echo(text)
+    elif wait and text:
+        typer.echo(f"--- last {tail} log lines ---")
+        typer.echo(log_tail(text, tail))
+    if info.get("timed_out"):
+        typer.echo(f"still {info['status']} after {timeout:g} s", err=True)
+        raise typer.Exit(124)
+    if info["status"] in FAILED_STATES:
+        raise typer.Exit(1)
 
 
 @app.command("results")
 def results_command(
-    output: Path = typer.Argument(..., help="A job's output folder."),
+    output: str = typer.Argument(..., help="A job's output folder or URI."),
     target: list[str] = typer.Option([], help="Only these targets (repeatable)."),
     layer: list[str] = typer.Option([], help="Only these layers (repeatable)."),
     top: int = typer.Option(5, help="Rows per target."),

@@ -146,7 +146,7 @@ def capture_command(
     model: str = typer.Argument(..., help="'package.module:factory' or a TorchScript file."),
     data: str = typer.Argument(..., help="'package.module:factory', .npy, .pt, .parquet or .csv."),
     layer: list[str] = typer.Option(..., "--layer", "-l", help="Layer to record (repeat)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Dataset folder to write."),
+    output: str = typer.Option(..., "--output", "-o", help="Dataset folder or URI to write."),
     pooling: list[str] = typer.Option(
         [], "--pooling", help="none|mean|first|last|spatial_mean, or LAYER=POOLING (repeat)."
     ),
@@ -220,7 +220,7 @@ def summarize(ds: Any) -> str:
 
 @app.command("inspect")
 def inspect_command(
-    dataset: Path = typer.Argument(..., help="Activation dataset folder."),
+    dataset: str = typer.Argument(..., help="Activation dataset folder or URI."),
     verify: bool = typer.Option(False, "--verify", help="Hash every file against the manifest."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
@@ -238,3 +238,15 @@ def inspect_command(
     typer.echo(summarize(ds))
     if checked is not None:
         typer.echo(f"verified: every file matches its sha256 ({checked / 1e6:.1f} MB checked)")
+
+
+@app.command("upgrade-dataset")
+def upgrade_dataset_command(
+    dataset: str = typer.Argument(..., help="Dataset folder or URI written by distmi 0.1.0."),
+) -> None:
+    """Verify an old (format 1) dataset file by file, then record every part's identity."""
+    from distmi.store.upgrade import upgrade_dataset
+
+    ds = upgrade_dataset(dataset, log=lambda msg: typer.echo(f"  rewrote {msg}"))
+    typer.echo(f"{ds.path} is in format {ds.manifest['format_version']} "
+               f"(manifest sha256 {ds.manifest_hash})")

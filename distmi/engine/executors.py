@@ -4,20 +4,18 @@ An executor is anything with ``run(batches, task) -> Iterator[BatchOutput]``. Ou
 back in any order; the reducer sorts rows by key, so the order never changes the committed
 table. :class:`InProcessExecutor` runs batches one after another in this process (no Ray); the
 Ray executor (:mod:`distmi.engine.ray_executor`, the only module that imports ray) spreads them
-over actors. :func:`make_executor` picks one from a job's ``scaling`` section.
+over actors. :func:`make_executor` picks one from :class:`~distmi.engine.requests.ExecutorSettings`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from distmi.core.errors import DistmiError, InvalidParameterError
 from distmi.engine.plan import WorkBatch
+from distmi.engine.requests import ExecutorSettings
 from distmi.engine.worker import BatchOutput, BatchWorker, TaskConfig
-
-if TYPE_CHECKING:
-    from distmi.jobs.spec import ScalingSpec
 
 
 class EngineError(DistmiError, RuntimeError):
@@ -81,23 +79,27 @@ class InProcessExecutor:
         return None
 
 
-def make_executor(scaling: ScalingSpec, retries: int, address: str | None = None) -> Executor:
-    """The executor a job's ``scaling`` asks for (``address`` overrides ``scaling.address``)."""
-    if scaling.executor == "local":
+def make_executor(settings: ExecutorSettings, address: str | None = None) -> Executor:
+    """The executor ``settings`` ask for (``address`` overrides ``settings.address``)."""
+    if settings.executor not in ("local", "ray"):
+        raise InvalidParameterError(
+            f"executor must be 'local' or 'ray', got {settings.executor!r}."
+        )
+    if settings.executor == "local":
         if address is not None:
             raise InvalidParameterError(
                 f"--address {address!r} needs the Ray executor, but the job sets scaling.executor "
                 "'local'; remove --address or set scaling.executor: ray."
             )
-        return InProcessExecutor(retries=retries)
+        return InProcessExecutor(retries=settings.retries)
     from distmi.engine.ray_executor import RayExecutor
 
     return RayExecutor(
-        address=address if address is not None else scaling.address,
-        workers=scaling.workers,
-        cpus_per_worker=scaling.cpus_per_worker,
-        gpus_per_worker=scaling.gpus_per_worker,
-        max_in_flight=scaling.max_in_flight,
-        retries=retries,
-        spread=scaling.spread,
+        address=address if address is not None else settings.address,
+        workers=settings.workers,
+        cpus_per_worker=settings.cpus_per_worker,
+        gpus_per_worker=settings.gpus_per_worker,
+        max_in_flight=settings.max_in_flight,
+        retries=settings.retries,
+        spread=settings.spread,
     )

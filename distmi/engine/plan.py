@@ -29,16 +29,26 @@ import hashlib
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from distmi.core.errors import SpecError
 from distmi.core.seeds import derive_seed
+from distmi.engine.requests import (
+    AllUnits,
+    LayerRequest,
+    PlanRequest,
+    TopVarianceUnits,
+    UnitIndices,
+    UnitRange,
+    UnitSelection,
+)
 
 if TYPE_CHECKING:
-    from distmi.jobs.spec import JobSpec, LayerEntry
     from distmi.store.reader import ActivationDataset
+
+PAIR_MODES = ("unit-target", "unit-unit", "adjacent-layers", "layer-target")
 
 
 @dataclass(frozen=True)
@@ -123,16 +133,14 @@ def _top_k_variance(ds: ActivationDataset, layer: str, k: int) -> np.ndarray:
     return np.sort(order[: min(k, n_units)]).astype(np.int64)
 
 
-def select_units(ds: ActivationDataset, entry: LayerEntry, default: Any) -> np.ndarray:
-    """Resolve a unit selection (``all``, range, indices, top-k by variance) to sorted indices."""
-    from distmi.jobs.spec import UnitIndices, UnitRange, UnitTopK
-
+def select_units(ds: ActivationDataset, entry: LayerRequest, default: UnitSelection) -> np.ndarray:
+    """Resolve a unit selection (all, range, indices, top-k by variance) to sorted indices."""
     n_units = ds.layer_shape(entry.name)[1]
     sel = entry.units if entry.units is not None else default
-    if sel == "all":
+    if isinstance(sel, AllUnits):
         return np.arange(n_units, dtype=np.int64)
     if isinstance(sel, UnitRange):
-        start, stop = sel.range
+        start, stop = sel.start, sel.stop
         if stop > n_units:
             raise SpecError(
                 f"units range [{start}, {stop}) of layer {entry.name!r} exceeds its {n_units} units; "
@@ -147,8 +155,8 @@ def select_units(ds: ActivationDataset, entry: LayerEntry, default: Any) -> np.n
                 f"{n_units} units (indices 0..{n_units - 1})."
             )
         return idx
-    if isinstance(sel, UnitTopK):
-        return _top_k_variance(ds, entry.name, sel.top_k_variance)
+    if isinstance(sel, TopVarianceUnits):
+        return _top_k_variance(ds, entry.name, sel.k)
     raise SpecError(f"unsupported unit selection {sel!r}")  # pragma: no cover - schema prevents it
 
 
@@ -175,8 +183,8 @@ def _group_batches(mode: str, layer: str, partner: Partner, x: np.ndarray, y: np
     return out
 
 
-def make_plan(spec: JobSpec, ds: ActivationDataset) -> Plan:
-    """Turn a validated spec into batches, checking layer and target names against the dataset.
+def make_plan(request: PlanRequest, ds: ActivationDataset) -> Plan:
+    """Turn a plan request into batches, checking layer and target names against the dataset.
 
     Raises:
         SpecError: unknown layer/target (with the available names), too many pairs, or a mode
@@ -184,27 +192,31 @@ def make_plan(spec: JobSpec, ds: ActivationDataset) -> Plan:
     """
     from distmi.store.reader import unknown_name_error
 
-    entries = spec.layer_entries(ds.layers)
+    if request.mode not in PAIR_MODES:
+        raise SpecError(f"pairs: got {request.mode!r}, allowed values: {list(PAIR_MODES)}")
+    entries = (list(request.layers) if request.layers is not None
+               else [LayerRequest(name) for name in ds.layers])
     for e in entries:
         if e.name not in ds.layers:
             err = unknown_name_error("layer", e.name, ds.layers, f"dataset {ds.path}")
             raise SpecError(f"layers: {err}")
     kinds = ds.target_kinds
-    for t in spec.targets:
+    for t in request.targets:
         if t not in kinds:
             err = unknown_name_error("target", t, list(kinds), f"dataset {ds.path}")
             raise SpecError(f"targets: {err}")
-    layers = {e.name: select_units(ds, e, spec.units) for e in entries}
-    mode, sc, root = spec.pairs, spec.scaling, spec.seed
+    layers = {e.name: select_units(ds, e, request.default_units) for e in entries}
+    mode, root = request.mode, request.seed
+    batch_size, units_per_shard = request.batch_size, request.units_per_shard
     batches: list[WorkBatch] = []
     n_pairs = 0
 
     def count(n: int) -> None:
         nonlocal n_pairs
         n_pairs += n
-        if n_pairs > spec.max_pairs:
+        if n_pairs > request.max_pairs:
             raise SpecError(
-                f"the job has more than max_pairs={spec.max_pairs} pairs (pairs={mode!r} over "
+                f"the job has more than max_pairs={request.max_pairs} pairs (pairs={mode!r} over "
                 f"{ {k: len(v) for k, v in layers.items()} } units); select fewer units "
                 "(units: {top_k_variance: K}) or raise max_pairs."
             )
@@ -212,14 +224,14 @@ def make_plan(spec: JobSpec, ds: ActivationDataset) -> Plan:
     for name, units in layers.items():
         n_units = ds.layer_shape(name)[1]
         if mode == "unit-target":
-            for t in spec.targets:
+            for t in request.targets:
                 count(len(units))
                 partner = Partner("target", t)
                 seed = derive_seed(root, "pairs", name, "target", t)
                 batches += _group_batches(mode, name, partner, units, np.full_like(units, -1),
-                                          seed, sc.batch_size, sc.units_per_shard, n_units)
+                                          seed, batch_size, units_per_shard, n_units)
         elif mode == "layer-target":
-            for t in spec.targets:
+            for t in request.targets:
                 count(1)
                 bid = f"{mode}|{name}|target:{t}|n{len(units)}|{_units_hash(units)}"
                 batches.append(WorkBatch(bid, name, Partner("target", t),
@@ -233,7 +245,7 @@ def make_plan(spec: JobSpec, ds: ActivationDataset) -> Plan:
             count(len(i))
             seed = derive_seed(root, "pairs", name, "layer", name)
             batches += _group_batches(mode, name, Partner("layer", name), units[i], units[j],
-                                      seed, sc.batch_size, sc.units_per_shard, n_units)
+                                      seed, batch_size, units_per_shard, n_units)
     if mode == "adjacent-layers":
         names = list(layers)
         if len(names) < 2:
@@ -247,5 +259,5 @@ def make_plan(spec: JobSpec, ds: ActivationDataset) -> Plan:
             xa, yb = np.repeat(ua, len(ub)), np.tile(ub, len(ua))
             seed = derive_seed(root, "pairs", a, "layer", b)
             batches += _group_batches(mode, a, Partner("layer", b), xa, yb, seed,
-                                      sc.batch_size, sc.units_per_shard, ds.layer_shape(a)[1])
-    return Plan(batches, layers, list(spec.targets), mode)
+                                      batch_size, units_per_shard, ds.layer_shape(a)[1])
+    return Plan(batches, layers, list(request.targets), mode)

@@ -226,8 +226,72 @@ def _unwrap(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, DistmiError) else exc
 
 
-def submission_client(address: str):
-    """A ``ray.job_submission.JobSubmissionClient`` for the dashboard at ``address``."""
-    from ray.job_submission import JobSubmissionClient
+def _auth_refused(address: str, exc: BaseException) -> DistmiError:
+    from distmi.core.errors import InvalidParameterError
 
-    return JobSubmissionClient(address)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InvalidParameterError(
+        f"the Ray cluster at {address} refused the request ({first}): it requires token "
+        "authentication; set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (or "
+        "the file ~/.ray/auth_token, or RAY_AUTH_TOKEN_PATH) before running distmi; see "
+        "cluster/README.md."
+    )
+
+
+class _JobsClient:
+    """A ``JobSubmissionClient`` whose token-auth refusals become distmi errors."""
+
+    def __init__(self, address: str) -> None:
+        from ray.job_submission import JobSubmissionClient
+
+        self._address = address
+        self._client = self._guard(lambda: JobSubmissionClient(address))
+
+    def _guard(self, call):
+        from ray.exceptions import AuthenticationError
+
+        try:
+            return call()
+        except AuthenticationError as exc:
+            raise _auth_refused(self._address, exc) from None
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+        return lambda *args, **kwargs: self._guard(lambda: attr(*args, **kwargs))
+
+
+def submission_client(address: str):
+    """A ``ray.job_submission.JobSubmissionClient`` for the dashboard at ``address``.
+
+    Calls that the cluster refuses for want of a valid Ray token raise
+    :class:`~distmi.core.errors.InvalidParameterError` saying how to give the token.
+    """
+    return _JobsClient(address)
+
+
+def cluster_node_ips(address: str) -> list[str]:
+    """IP addresses of the alive nodes of the cluster whose dashboard is at ``address``.
+
+    Uses Ray's state API through the dashboard (token auth applies as for job submission).
+    A cluster that has just started may report no node yet; callers retry.
+
+    Raises:
+        ConnectionError: the dashboard cannot be reached.
+        InvalidParameterError: the cluster refused this client's Ray token.
+    """
+    from ray.exceptions import AuthenticationError
+    from ray.util.state import list_nodes
+    from ray.util.state.exception import RayStateApiException
+
+    try:
+        nodes = list_nodes(address=address, filters=[("state", "=", "ALIVE")],
+                           raise_on_missing_output=False)
+    except AuthenticationError as exc:
+        raise _auth_refused(address, exc) from None
+    except RayStateApiException as exc:  # unreachable dashboard, ...
+        if "401" in str(exc) or "403" in str(exc):
+            raise _auth_refused(address, exc) from None
+        raise ConnectionError(str(exc)) from exc
+    return [str(n.node_ip) for n in nodes]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from distmi.core.errors import CorruptDataError
 from distmi.engine.executors import Executor, make_executor
 from distmi.engine.plan import Plan, batch_key, make_plan
 from distmi.engine.worker import TaskConfig
@@ -68,7 +69,7 @@ def plan_job(spec: JobSpec, log: Callable[[str], None] | None = None) -> tuple[A
 
     get_method(spec.estimator.method)  # unknown methods fail before any work
     ds = resolve_dataset(spec.dataset, log=log)
-    return ds, make_plan(spec, ds)
+    return ds, make_plan(spec.plan_request(), ds)
 
 
 def run_job(
@@ -97,13 +98,19 @@ def run_job(
     total = len(plan.batches)
     total_pairs = plan.n_pairs
     if store.is_committed and not overwrite:
-        table, manifest = load_results(spec.output)
-        if manifest.get("spec_hash") == shash:
+        try:
+            table, manifest = load_results(store.location)
+        except CorruptDataError as exc:  # rebuilt below from the parts that still check out
             if log is not None:
-                log(f"{spec.output} already holds the committed results of this job")
-            if progress is not None:
-                progress(total_pairs, total_pairs)
-            return JobResult(table, manifest, spec.output, 0, total)
+                log(f"the committed results in {spec.output} are damaged ({exc}); rebuilding "
+                    "them from the parts")
+        else:
+            if manifest.get("spec_hash") == shash:
+                if log is not None:
+                    log(f"{spec.output} already holds the committed results of this job")
+                if progress is not None:
+                    progress(total_pairs, total_pairs)
+                return JobResult(table, manifest, spec.output, 0, total)
     store.begin({"spec": spec_to_dict(spec), "dataset_manifest_sha256": ds.manifest_hash},
                 overwrite=overwrite)
     store.uncommit()
@@ -117,11 +124,11 @@ def run_job(
         progress(done_pairs, total_pairs)
     own = executor is None
     if executor is None:
-        executor = make_executor(spec.scaling, spec.retries, address)
+        executor = make_executor(spec.scaling.executor_settings(spec.retries), address)
     t_exec = time.perf_counter()
     n_run = 0
     try:
-        for out in executor.run(todo, task_config(spec, str(ds.path.resolve()))):
+        for out in executor.run(todo, task_config(spec, ds.uri)):
             info = {"seconds": out.seconds, "worker": out.worker, "node_id": out.node_id}
             store.write_part(batch_key(out.batch_id), out.batch_id, out.columns, info)
             n_run += 1
@@ -138,7 +145,7 @@ def run_job(
     provenance = {
         "job_name": spec.name,
         "spec": spec_to_dict(spec),
-        "dataset": {"path": str(ds.path), "manifest_sha256": ds.manifest_hash,
+        "dataset": {"path": ds.uri, "manifest_sha256": ds.manifest_hash,
                     "model_id": ds.model_id, "n_samples": ds.n_samples},
         "distmi_version": _distmi_version(),
         "ray_version": _version("ray"),
@@ -165,6 +172,6 @@ def run_job(
 
 
 def _distmi_version() -> str:
-    import distmi
+    from distmi.core.version import __version__
 
-    return distmi.__version__
+    return __version__

@@ -33,9 +33,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distmi.core.errors import SpecError
+from distmi.engine import requests as req
+from distmi.engine.plan import PAIR_MODES
+from distmi.jobs.datasets import check_builtin_name
 
-PAIR_MODES = ("unit-target", "unit-unit", "adjacent-layers", "layer-target")
-BUILTIN_DATASETS = ("iris", "digits", "minilm")
 EXECUTORS = ("local", "ray")
 
 
@@ -81,8 +82,13 @@ class DatasetSpec(_Strict):
     """An activation dataset folder; ``builtin`` builds a bundled example there when missing."""
 
     path: str = Field(min_length=1)
-    builtin: Literal["iris", "digits", "minilm"] | None = None
+    builtin: str | None = None  # a registered bundled dataset (distmi.jobs.builtin_datasets())
     verify: bool = False
+
+    @field_validator("builtin")
+    @classmethod
+    def _registered(cls, value: str | None) -> str | None:
+        return None if value is None else check_builtin_name(value)
 
 
 class EstimatorSpec(_Strict):
@@ -106,6 +112,14 @@ class ScalingSpec(_Strict):
     batch_size: int = Field(64, ge=1, le=1_000_000)
     units_per_shard: int = Field(256, ge=1, le=10_000_000)
 
+    def executor_settings(self, retries: int) -> req.ExecutorSettings:
+        """The engine's executor settings for this section."""
+        return req.ExecutorSettings(
+            executor=self.executor, address=self.address, workers=self.workers,
+            cpus_per_worker=self.cpus_per_worker, gpus_per_worker=self.gpus_per_worker,
+            max_in_flight=self.max_in_flight, spread=self.spread, retries=retries,
+        )
+
 
 class JobSpec(_Strict):
     """A complete MI job. See the module docstring and ``docs/engine.md``."""
@@ -115,7 +129,7 @@ class JobSpec(_Strict):
     layers: Literal["all"] | list[str | LayerEntry] = "all"
     units: UnitSelection = "all"
     targets: list[str] = Field(default_factory=list)
-    pairs: Literal["unit-target", "unit-unit", "adjacent-layers", "layer-target"] = "unit-target"
+    pairs: Literal[PAIR_MODES] = "unit-target"
     estimator: EstimatorSpec = Field(default_factory=EstimatorSpec)
     n_bootstrap: int = Field(20, ge=0, le=100_000)
     n_slices: int | None = Field(None, ge=1, le=10_000_000)
@@ -155,10 +169,18 @@ class JobSpec(_Strict):
             raise ValueError(f"targets {self.targets} repeat a name; list each target once")
         return self
 
-    def layer_entries(self, available: list[str]) -> list[LayerEntry]:
-        """The layers to sweep with their unit selections (``"all"`` expands to ``available``)."""
-        raw = available if self.layers == "all" else self.layers
-        return [LayerEntry(name=v) if isinstance(v, str) else v for v in raw]
+    def plan_request(self) -> req.PlanRequest:
+        """What the engine plans for this job (layers, units, targets, pair mode, batching)."""
+        layers = None if self.layers == "all" else tuple(
+            req.LayerRequest(v) if isinstance(v, str)
+            else req.LayerRequest(v.name, None if v.units is None else _selection(v.units))
+            for v in self.layers
+        )
+        return req.PlanRequest(
+            mode=self.pairs, layers=layers, default_units=_selection(self.units),
+            targets=tuple(self.targets), seed=self.seed, batch_size=self.scaling.batch_size,
+            units_per_shard=self.scaling.units_per_shard, max_pairs=self.max_pairs,
+        )
 
     def estimator_params(self) -> dict[str, Any]:
         """Estimator parameters, with ``n_slices`` folded in when set."""
@@ -166,6 +188,17 @@ class JobSpec(_Strict):
         if self.n_slices is not None:
             params["n_slices"] = self.n_slices
         return params
+
+
+def _selection(sel: Any) -> req.UnitSelection:
+    """A spec unit selection as the engine's plain selection type."""
+    if sel == "all":
+        return req.AllUnits()
+    if isinstance(sel, UnitRange):
+        return req.UnitRange(*sel.range)
+    if isinstance(sel, UnitIndices):
+        return req.UnitIndices(tuple(sel.indices))
+    return req.TopVarianceUnits(sel.top_k_variance)
 
 
 def _format_errors(exc: ValidationError, source: str) -> str:

@@ -8,6 +8,9 @@ import torch when called.
     ds = open_dataset("out/acts")
     acts = ds.read_layer("fc1", units=slice(0, 64))          # (n_samples, 64)
     shards = plan_shards(ds, "fc1", units_per_shard=128)     # work units for the engine
+    ds = open_dataset("s3://bucket/acts")                     # any pyarrow filesystem URI
+
+Every part file carries its identity, checked on first read (:mod:`distmi.store.identity`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ _LAZY = {
     "list_layers": "distmi.store.modules:list_layers",
     "LayerListing": "distmi.store.modules:LayerListing",
     "POOLINGS": "distmi.store.modules:POOLINGS",
+    "upgrade_dataset": "distmi.store.upgrade:upgrade_dataset",
 }
 
 __all__ = [
@@ -37,6 +41,7 @@ __all__ = [
     "list_layers",
     "open_dataset",
     "plan_shards",
+    "upgrade_dataset",
     "write_dataset",
 ]
 

@@ -30,6 +30,7 @@ from distmi.core.errors import (
     LengthMismatchError,
     StoreError,
 )
+from distmi.core.storage import StorePath
 from distmi.core.validation import check_choice, check_int
 from distmi.store import _format as fmt
 from distmi.store.batches import Batch, call_model, fingerprint_batch, make_source, to_device
@@ -44,6 +45,7 @@ from distmi.store.writer import (
     check_block_units,
     check_part_rows,
     prepare_folder,
+    write_parquet,
 )
 
 MASK_NAME = "attention_mask"
@@ -212,7 +214,7 @@ def capture(
     if device is None:
         param = next(iter(model.parameters()), None)
         device = param.device if param is not None else torch.device("cpu")
-    root = Path(output)
+    root = StorePath.of(output)
     source = make_source(data, batch_size, target_keys, target_names)
     first = next(iter(source.iter_from(0)), None)
     if first is None:
@@ -256,7 +258,7 @@ def capture(
             specs = [
                 LayerSpec(**{**s, "unit_shape": tuple(s["unit_shape"])}) for s in state["specs"]
             ]
-            writer = DatasetWriter(root, specs, compression=compression,
+            writer = DatasetWriter(root, specs, dataset_id=fp, compression=compression,
                                    row_group_rows=row_group_rows, on_nonfinite=on_nonfinite)
             _run(model, source, recorder, writer, state, root, part_rows, device, forward,
                  progress, pending)
@@ -356,7 +358,7 @@ def _commit(root: Path, writer: DatasetWriter, state: dict, batch_targets: list[
     if batch_targets and batch_targets[0]:
         cols = {k: np.concatenate([b[k] for b in batch_targets]) for k in batch_targets[0]}
         path = root / _PARTS_DIR / f"_targets-{record['index']:05d}.parquet"
-        pq.write_table(pa.table(cols), path)
+        write_parquet(path, pa.table(cols))
         record["targets_file"] = path.name
     state["parts"].append(record)
     atomic_write_json(root / STATE_FILE, _jsonable(state))
@@ -374,7 +376,7 @@ def _targets_table(root, state, targets, sample_ids, target_kinds):
                 "inconsistent: rerun with overwrite=True."
             )
         carried = pd.concat(
-            [pq.read_table(root / _PARTS_DIR / f).to_pandas() for f in files], ignore_index=True
+            [pq.read_table((root / _PARTS_DIR / f).parquet_source()).to_pandas() for f in files], ignore_index=True
         )
         clash = sorted(set(carried.columns) & set(frame.columns))
         if clash:

@@ -4,24 +4,27 @@ Every data file of a dataset has a :class:`FileRecord` in the manifest: its size
 all its bytes and the sha256 of its Parquet footer. Checks, cheapest first:
 
 1. size + footer hash, on the first read of a file (reads a few kB): catches truncation,
-   rewrites and most edits;
-2. Parquet page CRC32, on every page read: catches changed bytes in the data actually read;
-3. full sha256, in :meth:`ActivationDataset.verify` (``distmi inspect --verify``): every byte.
+   rewrites and most edits; the footer holds the part's identity (:mod:`distmi.store.identity`),
+   so two parts never share a footer;
+2. the part's identity against the manifest (same footer, no extra I/O): catches swapped,
+   foreign and re-typed parts and edited manifests;
+3. Parquet page CRC32, on every page read: catches changed bytes in the data read;
+4. full sha256, in :meth:`ActivationDataset.verify` (``distmi inspect --verify``): every byte.
+
+Files live on any :class:`~distmi.core.storage.StorePath` (local, NFS, ``s3://``, ``gs://``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from distmi.core.atomic import atomic_write_bytes
 from distmi.core.errors import CorruptDataError
+from distmi.core.storage import StorePath
 
-_CHUNK = 8 * 1024 * 1024
+_TAIL_GUESS = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,76 +44,123 @@ class FileRecord:
         return cls(str(d["path"]), int(d["size"]), str(d["sha256"]), str(d["footer_sha256"]))
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: StorePath) -> str:
     """sha256 of a whole file, streamed in 8 MiB chunks."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
+    for chunk in path.iter_chunks():
+        h.update(chunk)
     return h.hexdigest()
 
 
-def footer_sha256(path: Path) -> str:
+def footer_sha256(path: StorePath, size: int | None = None) -> str:
     """sha256 of the Parquet footer (metadata + length + magic) of ``path``."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size < 12:
-            raise CorruptDataError(
-                f"{path} is {size} bytes long, too short for a Parquet file; the file was "
-                "truncated or overwritten: recapture or restore it."
-            )
-        f.seek(size - 8)
-        tail = f.read(8)
-        if tail[4:] != b"PAR1":
-            raise CorruptDataError(
-                f"{path} does not end with the Parquet magic bytes (got {tail[4:]!r}); the file "
-                "was truncated or is not Parquet: recapture or restore it."
-            )
-        length = int.from_bytes(tail[:4], "little")
-        if length + 12 > size:
-            raise CorruptDataError(
-                f"{path} declares a {length}-byte footer but is only {size} bytes long; "
-                "the file is corrupt: recapture or restore it."
-            )
-        f.seek(size - 8 - length)
-        return hashlib.sha256(f.read(length + 8)).hexdigest()
+    size = path.size() if size is None else size
+    if size < 12:
+        raise CorruptDataError(
+            f"{path} is {size} bytes long, too short for a Parquet file; the file was "
+            "truncated or overwritten: recapture or restore it."
+        )
+    tail = path.read_tail(min(size, _TAIL_GUESS), size)  # one read covers most footers
+    if tail[-4:] != b"PAR1":
+        raise CorruptDataError(
+            f"{path} does not end with the Parquet magic bytes (got {tail[-4:]!r}); the file "
+            "was truncated or is not Parquet: recapture or restore it."
+        )
+    length = int.from_bytes(tail[-8:-4], "little")
+    if length + 12 > size:
+        raise CorruptDataError(
+            f"{path} declares a {length}-byte footer but is only {size} bytes long; "
+            "the file is corrupt: recapture or restore it."
+        )
+    if length + 8 > len(tail):
+        tail = path.read_tail(length + 8, size)
+    return hashlib.sha256(tail[len(tail) - length - 8 :]).hexdigest()
 
 
-def record_file(root: Path, path: Path) -> FileRecord:
-    """Hash a finished file and return its record (path relative to ``root``)."""
+def record_file(root: StorePath, path: StorePath, *, written: HashingSink | None = None
+                ) -> FileRecord:
+    """Hash a finished file and return its record (path relative to ``root``).
+
+    ``written``: the sink the file was written through; its running sha256 and byte count are
+    used instead of reading the whole file back (only the footer is read).
+    """
+    size = path.size()
+    if written is not None and written.size != size:
+        raise CorruptDataError(
+            f"{path} is {size} bytes after writing {written.size}; the storage did not keep "
+            "what was written: check the disk or bucket and write the dataset again."
+        )
     return FileRecord(
-        path=path.relative_to(root).as_posix(),
-        size=path.stat().st_size,
-        sha256=sha256_file(path),
-        footer_sha256=footer_sha256(path),
+        path=path.relative_to(root),
+        size=size,
+        sha256=written.hexdigest() if written is not None else sha256_file(path),
+        footer_sha256=footer_sha256(path, size),
     )
 
 
-def check_quick(root: Path, rec: FileRecord) -> None:
+class HashingSink:
+    """A binary file-like sink that forwards writes and keeps their sha256 and byte count.
+
+    Wrap it in ``pyarrow.PythonFile(sink, mode="w")`` for Parquet writers, so the file's hash
+    is known when it is closed without reading it back.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._h = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._h.update(view)
+        self.size += len(view)
+        self._raw.write(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._raw.close()
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def check_quick(root: StorePath, rec: FileRecord) -> None:
     """Size and footer check of one file (reads only the footer)."""
     path = root / rec.path
-    if not path.is_file():
+    try:
+        size = path.size()
+    except FileNotFoundError:
         raise CorruptDataError(
             f"dataset file {rec.path} is missing from {root}; the dataset is incomplete: "
             "restore the file or recapture the dataset."
-        )
-    size = path.stat().st_size
+        ) from None
     if size != rec.size:
         raise CorruptDataError(
             f"dataset file {rec.path} in {root} is {size} bytes but the manifest recorded "
             f"{rec.size}; the file was modified after capture: restore it or recapture the dataset."
         )
-    got = footer_sha256(path)
+    got = footer_sha256(path, size)
     if got != rec.footer_sha256:
         raise CorruptDataError(
             f"dataset file {rec.path} in {root} has footer sha256 {got[:12]}..., the manifest "
-            f"recorded {rec.footer_sha256[:12]}...; the file was rewritten after capture: restore "
-            "it or recapture the dataset."
+            f"recorded {rec.footer_sha256[:12]}...; the file was rewritten or replaced after "
+            "capture: restore it or recapture the dataset."
         )
 
 
-def check_full(root: Path, rec: FileRecord) -> None:
+def check_full(root: StorePath, rec: FileRecord) -> None:
     """Full content check of one file (reads every byte)."""
     check_quick(root, rec)
     got = sha256_file(root / rec.path)
@@ -122,13 +172,13 @@ def check_full(root: Path, rec: FileRecord) -> None:
         )
 
 
-def atomic_write_json(path: Path, obj: Any) -> bytes:
+def atomic_write_json(path: StorePath, obj: Any) -> bytes:
     """Write ``obj`` as JSON (insertion order, 1-space indent); return the bytes written."""
     data = (json.dumps(obj, indent=1) + "\n").encode("utf-8")
-    atomic_write_bytes(path, data)
+    path.write_bytes(data)
     return data
 
 
-def tmp_name(path: Path) -> Path:
+def tmp_name(path: StorePath) -> StorePath:
     """Name of the in-progress version of ``path`` (renamed onto ``path`` when complete)."""
-    return path.with_name(f".{path.name}.inprogress")
+    return path.parent / f".{path.name}.inprogress"

@@ -8,18 +8,22 @@ mapped, Parquet files read by row batches), so importing needs bounded memory.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distmi.core.errors import InvalidInputError, LengthMismatchError, NonNumericInputError
+from distmi.core.storage import StorePath
 from distmi.core.validation import check_choice
 from distmi.store import _format as fmt
+from distmi.store.identity import dataset_id_for
 from distmi.store.reader import ActivationDataset, open_dataset
 from distmi.store.targets import normalize_targets
 from distmi.store.writer import (
@@ -140,7 +144,8 @@ def write_dataset(
     """Store existing activations as a dataset.
 
     Args:
-        path: dataset folder (created; must be empty or a dataset when ``overwrite``).
+        path: dataset folder or URI (``s3://bucket/prefix``; created; must be empty or a dataset
+            when ``overwrite``).
         layers: ``{name: value}``; a value is an array/tensor (n, ...) (per-sample shapes are
             flattened C-order into units), a DataFrame or pyarrow Table with one numeric column
             per unit (column names are kept as ``unit_names``), or a ``.npy`` / ``.parquet`` path.
@@ -175,9 +180,16 @@ def write_dataset(
         LayerSpec(s.name, s.shape, _stored_dtype(s, dtype), "none", block, unit_names=s.unit_names)
         for s in sources
     ]
-    root = Path(path)
-    writer = DatasetWriter(root, specs, compression=compression, row_group_rows=row_group_rows,
-                           on_nonfinite=on_nonfinite)
+    root = StorePath.of(path)
+    dataset_id = dataset_id_for({
+        "source": "import", "n": n, "specs": [asdict(s) for s in specs], "rows_per_part": part_rows,
+        "row_group_rows": row_group_rows, "compression": compression,
+        "targets": hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy()
+                                  .tobytes() + ",".join(map(str, frame.columns)).encode())
+        .hexdigest(),
+    })
+    writer = DatasetWriter(root, specs, dataset_id=dataset_id, compression=compression,
+                           row_group_rows=row_group_rows, on_nonfinite=on_nonfinite)
     prepare_folder(root, overwrite)
     iters = {s.name: _Rechunker(s.chunks(min(part_rows, 65536)), s.name) for s in sources}
     parts = []

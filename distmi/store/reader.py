@@ -2,8 +2,11 @@
 
 Reading needs only pyarrow and numpy. A read of units ``U`` and rows ``R`` touches the unit
 blocks overlapping ``U`` (one Parquet column each) in the row groups overlapping ``R``; nothing
-else is read from disk. Every file is size- and footer-checked against the manifest on first
-use and every page read is CRC-checked; :meth:`ActivationDataset.verify` hashes every byte.
+else is read from storage. On first use every file is size- and footer-checked against the
+manifest and its identity (dataset, layer, part, rows, dtype, values hash) and cell widths are
+compared with the manifest's (:mod:`distmi.store.identity`); every page read is CRC-checked;
+:meth:`ActivationDataset.verify` hashes every byte. Datasets may live on local or shared paths
+or behind URIs (``s3://``, ``gs://``): see :mod:`distmi.core.storage`.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distmi.core.errors import CorruptDataError, UnknownLayerError
+from distmi.core.errors import CorruptDataError, StoreError, UnknownLayerError
+from distmi.core.storage import StorePath
 from distmi.core.validation import check_int
+from distmi.store.block_plan import BlockPlan, decode_rows, unit_plan
 from distmi.store.files import FileRecord, check_full, check_quick
+from distmi.store.identity import PartIdentity, check_part_file, check_targets
 from distmi.store.manifest import LayerMeta, load_manifest, manifest_bytes_hash
 from distmi.store.selection import as_array, normalize_index, selection_size
 
@@ -36,16 +42,6 @@ class _RowGroup:
     stop: int
 
 
-@dataclass(frozen=True)
-class _BlockPlan:
-    """Copy ``block[:, src]`` to ``out[:, dst]`` (slices for contiguous units, else arrays)."""
-
-    block: int
-    column: str
-    src: slice | np.ndarray
-    dst: slice | np.ndarray
-
-
 def unknown_name_error(kind: str, name: str, available: list[str], where: str) -> UnknownLayerError:
     """An :class:`UnknownLayerError` listing the available names and the closest match."""
     close = difflib.get_close_matches(str(name), available, n=3, cutoff=0.5)
@@ -58,26 +54,38 @@ class ActivationDataset:
     """An activation dataset folder opened for reading (see :func:`open_dataset`).
 
     Attributes:
-        path: the dataset folder.
+        path: the dataset folder (a ``pathlib.Path`` for local datasets, else a
+            :class:`~distmi.core.storage.StorePath`).
+        location: the folder as a :class:`~distmi.core.storage.StorePath`.
+        uri: absolute local path or URI: what other processes and nodes open.
         manifest: the parsed ``manifest.json``.
         manifest_hash: sha256 of the manifest bytes (identifies the dataset in provenance).
+        dataset_id: the id written into every file of the dataset.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], raw: bytes) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | StorePath, manifest: dict[str, Any], raw: bytes) -> None:
+        self.location = StorePath.of(path)
+        self.path: Path | StorePath = self.location.local or self.location
         self.manifest = manifest
         self._raw = raw
         self.manifest_hash = manifest_bytes_hash(raw)
+        self.dataset_id = str(manifest["dataset_id"])
         self._metas = {n: LayerMeta.from_dict(n, d) for n, d in manifest["layers"].items()}
-        self._masks = {n: LayerMeta.from_dict(n, d) for n, d in manifest.get("masks", {}).items()}
+        self._masks = {n: LayerMeta.from_dict(n, d, "mask")
+                       for n, d in manifest.get("masks", {}).items()}
         self._reset_caches()
+
+    @property
+    def uri(self) -> str:
+        return self.location.uri
 
     def _reset_caches(self) -> None:
         self._files: dict[str, pq.ParquetFile] = {}
         self._groups: dict[str, list[_RowGroup]] = {}
+        self._expected: dict[str, tuple[list[str], list[int]]] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # open file handles do not travel to Ray workers
-        return {"path": self.path, "manifest": self.manifest, "raw": self._raw}
+        return {"path": self.location.uri, "manifest": self.manifest, "raw": self._raw}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"], state["manifest"], state["raw"])
@@ -148,7 +156,7 @@ class ActivationDataset:
         u = normalize_index(units, meta.n_units, "units")
         r = normalize_index(rows, self.n_samples, "rows")
         out = np.empty((selection_size(r), selection_size(u)), dtype=meta.dtype)
-        plan = self._unit_plan(meta, u)
+        plan = unit_plan(meta.layout, u)
         if isinstance(r, slice):
             self._read_slice(meta, plan, r.start, r.stop, out, 0)
         else:
@@ -172,7 +180,7 @@ class ActivationDataset:
         """
         meta = self.layer_info(name)
         u = normalize_index(units, meta.n_units, "units")
-        plan = self._unit_plan(meta, u)
+        plan = unit_plan(meta.layout, u)
         if batch_rows is None:
             spans = [(g.start, g.stop) for g in self._row_groups(meta)]
         else:
@@ -186,7 +194,7 @@ class ActivationDataset:
     def read_targets(self, columns: list[str] | None = None) -> pd.DataFrame:
         """Targets table: column ``sample_id`` then one column per target, in sample order."""
         rec = FileRecord.from_dict(self.manifest["targets"]["file"])
-        check_quick(self.path, rec)
+        check_quick(self.location, rec)
         if columns is not None:
             missing = [c for c in columns if c not in self.target_kinds]
             if missing:
@@ -194,9 +202,11 @@ class ActivationDataset:
                                          f"dataset {self.path}")
             columns = ["sample_id", *columns]
         try:
-            table = pq.ParquetFile(self.path / rec.path, page_checksum_verification=True).read(
-                columns=columns
-            )
+            pf = pq.ParquetFile((self.location / rec.path).parquet_source(),
+                                page_checksum_verification=True)
+            check_targets(pf.metadata.metadata, self.dataset_id, self.n_samples,
+                          f"dataset file {rec.path} in {self.path}")
+            table = pf.read(columns=columns)
         except (OSError, pa.ArrowException) as exc:
             raise _corrupt(self.path, rec.path, exc) from exc
         return table.to_pandas()
@@ -212,7 +222,8 @@ class ActivationDataset:
         return self.read_layer(name).astype(bool)
 
     def verify(self) -> int:
-        """Hash every file against the manifest; return the number of bytes checked.
+        """Hash every file against the manifest and check every part's identity; return the
+        number of bytes checked.
 
         Raises:
             CorruptDataError: naming the first file whose content differs.
@@ -220,8 +231,10 @@ class ActivationDataset:
         records = [FileRecord.from_dict(self.manifest["targets"]["file"])]
         for meta in [*self._metas.values(), *self._masks.values()]:
             records.extend(p.file for p in meta.parts)
+            for k in range(len(meta.parts)):  # identities first: they say what a file holds
+                self._file(meta, k)
         for rec in records:
-            check_full(self.path, rec)
+            check_full(self.location, rec)
         return sum(r.size for r in records)
 
     # ---- internals ------------------------------------------------------------------------
@@ -229,20 +242,44 @@ class ActivationDataset:
         rec = meta.parts[part].file
         pf = self._files.get(rec.path)
         if pf is None:
-            check_quick(self.path, rec)
             try:
-                pf = pq.ParquetFile(self.path / rec.path, page_checksum_verification=True)
-            except (OSError, pa.ArrowException) as exc:
-                raise _corrupt(self.path, rec.path, exc) from exc
-            expected = meta.layout.column_names()
-            if pf.schema_arrow.names != expected:
-                raise CorruptDataError(
-                    f"{rec.path} in {self.path} has columns {pf.schema_arrow.names[:4]}..., "
-                    f"expected {expected[:4]}...; the file does not belong to layer "
-                    f"{meta.name!r}: restore it or recapture."
-                )
+                check_quick(self.location, rec)
+            except CorruptDataError as exc:  # say what the file holds instead, when it can
+                self._explain_mismatch(meta, part)
+                raise exc from None
+            pf = self._open_part(meta, part)
+            self._check_part(meta, part, pf)
             self._files[rec.path] = pf
         return pf
+
+    def _open_part(self, meta: LayerMeta, part: int) -> pq.ParquetFile:
+        rel = meta.parts[part].file.path
+        try:
+            return pq.ParquetFile((self.location / rel).parquet_source(),
+                                  page_checksum_verification=True)
+        except (OSError, pa.ArrowException) as exc:
+            raise _corrupt(self.path, rel, exc) from exc
+
+    def _check_part(self, meta: LayerMeta, part: int, pf: pq.ParquetFile) -> None:
+        """Columns, cell widths and identity of an open part against the manifest."""
+        expected = self._expected.get(meta.name)
+        if expected is None:
+            layout = meta.layout
+            expected = self._expected[meta.name] = (
+                layout.column_names(),
+                [e - s for s, e in map(layout.block_range, range(layout.n_blocks))])
+        check_part_file(pf.metadata, meta.identity(self.dataset_id, part), *expected,
+                        f"dataset file {meta.parts[part].file.path} in {self.path}")
+
+    def _explain_mismatch(self, meta: LayerMeta, part: int) -> None:
+        """After a size/footer mismatch: raise the identity error if the file is another part."""
+        try:
+            pf = self._open_part(meta, part)
+        except CorruptDataError:
+            return  # unreadable (missing, truncated): the size/footer message says it best
+        found = PartIdentity.from_metadata(pf.metadata.metadata)
+        if found is not None and found != meta.identity(self.dataset_id, part):
+            self._check_part(meta, part, pf)
 
     def _row_groups(self, meta: LayerMeta) -> list[_RowGroup]:
         groups = self._groups.get(meta.name)
@@ -263,25 +300,6 @@ class ActivationDataset:
             self._groups[meta.name] = groups
         return groups
 
-    def _unit_plan(self, meta: LayerMeta, u: np.ndarray | slice) -> list[_BlockPlan]:
-        layout = meta.layout
-        plans = []
-        if isinstance(u, slice):
-            if u.stop <= u.start:
-                return []
-            for b in range(u.start // layout.block_units, (u.stop - 1) // layout.block_units + 1):
-                s, e = layout.block_range(b)
-                lo, hi = max(s, u.start), min(e, u.stop)
-                plans.append(_BlockPlan(b, layout.column_name(b), slice(lo - s, hi - s),
-                                        slice(lo - u.start, hi - u.start)))
-            return plans
-        blocks = u // layout.block_units
-        for b in np.unique(blocks):
-            pos = np.flatnonzero(blocks == b)
-            s, _ = layout.block_range(int(b))
-            plans.append(_BlockPlan(int(b), layout.column_name(int(b)), u[pos] - s, pos))
-        return plans
-
     def _read_group(self, meta: LayerMeta, g: _RowGroup, columns: list[str]) -> pa.Table:
         try:
             return self._file(meta, g.part).read_row_group(
@@ -290,26 +308,7 @@ class ActivationDataset:
         except (OSError, pa.ArrowException) as exc:
             raise _corrupt(self.path, meta.parts[g.part].file.path, exc) from exc
 
-    def _decode(self, meta: LayerMeta, table: pa.Table, plan: list[_BlockPlan], lo: int, hi: int,
-                out: np.ndarray, out_row: int) -> None:
-        """Copy rows [lo, hi) (relative to the row group) of ``table`` into ``out[out_row:]``."""
-        layout = meta.layout
-        for p in plan:
-            s, e = layout.block_range(p.block)
-            width = e - s
-            row = 0
-            for chunk in table.column(p.column).chunks:
-                n = len(chunk)
-                a, b = max(lo, row), min(hi, row + n)
-                if a < b:
-                    view = np.frombuffer(
-                        chunk.buffers()[1], dtype=np.dtype(meta.dtype).newbyteorder("<"),
-                        count=n * width, offset=chunk.offset * width * layout.itemsize,
-                    ).reshape(n, width)
-                    out[out_row + a - lo : out_row + b - lo, p.dst] = view[a - row : b - row, p.src]
-                row += n
-
-    def _read_slice(self, meta: LayerMeta, plan: list[_BlockPlan], start: int, stop: int,
+    def _read_slice(self, meta: LayerMeta, plan: list[BlockPlan], start: int, stop: int,
                     out: np.ndarray, out_row: int) -> None:
         columns = [p.column for p in plan]
         if not plan or stop <= start:
@@ -319,9 +318,9 @@ class ActivationDataset:
                 continue
             table = self._read_group(meta, g, columns)
             lo, hi = max(start, g.start) - g.start, min(stop, g.stop) - g.start
-            self._decode(meta, table, plan, lo, hi, out, out_row + g.start + lo - start)
+            decode_rows(meta.layout, table, plan, lo, hi, out, out_row + g.start + lo - start)
 
-    def _read_indices(self, meta: LayerMeta, plan: list[_BlockPlan], idx: np.ndarray,
+    def _read_indices(self, meta: LayerMeta, plan: list[BlockPlan], idx: np.ndarray,
                       out: np.ndarray) -> None:
         if not plan or len(idx) == 0:
             return
@@ -335,11 +334,11 @@ class ActivationDataset:
             local = idx[pos] - g.start
             lo, hi = int(local.min()), int(local.max()) + 1
             tmp = np.empty((hi - lo, out.shape[1]), dtype=out.dtype)
-            self._decode(meta, self._read_group(meta, g, columns), plan, lo, hi, tmp, 0)
+            decode_rows(meta.layout, self._read_group(meta, g, columns), plan, lo, hi, tmp, 0)
             out[pos] = tmp[local - lo]
 
 
-def _corrupt(root: Path, rel: str, exc: Exception) -> CorruptDataError:
+def _corrupt(root: Any, rel: str, exc: Exception) -> CorruptDataError:
     return CorruptDataError(
         f"dataset file {rel} in {root} could not be read ({exc}); its content does not match "
         "what was written (a page checksum failed or the file is damaged): restore it or "
@@ -347,17 +346,32 @@ def _corrupt(root: Path, rel: str, exc: Exception) -> CorruptDataError:
     )
 
 
-def open_dataset(path: str | Path, *, verify: bool = False) -> ActivationDataset:
-    """Open an activation dataset folder.
+def open_dataset(
+    path: str | Path | StorePath, *, verify: bool = False, manifest_sha256: str | None = None
+) -> ActivationDataset:
+    """Open an activation dataset folder (a local or shared path, or a URI such as ``s3://``).
 
     Args:
         path: the folder holding ``manifest.json``.
-        verify: hash every file now (reads the whole dataset once); without it files are
-            size/footer-checked on first use and pages CRC-checked on every read.
+        verify: hash every file now (reads the whole dataset once); without it every file is
+            size/footer/identity-checked on first use and pages CRC-checked on every read.
+        manifest_sha256: the manifest hash the caller expects (e.g. the dataset a job was
+            planned on); a different dataset at ``path`` raises :class:`StoreError`.
+
+    Raises:
+        StoreError: no dataset at ``path``, a format this distmi does not read, or another
+            dataset than ``manifest_sha256`` names.
+        CorruptDataError: a damaged or edited manifest (or file, with ``verify``).
     """
-    root = Path(path)
+    root = StorePath.of(path)
     manifest, raw = load_manifest(root)
     ds = ActivationDataset(root, manifest, raw)
+    if manifest_sha256 is not None and ds.manifest_hash != manifest_sha256:
+        raise StoreError(
+            f"the dataset at {root} changed: its manifest sha256 is {ds.manifest_hash[:12]}..., "
+            f"but {manifest_sha256[:12]}... was expected (it was re-captured or replaced after "
+            "the job was planned); run the job again so it plans on the current dataset."
+        )
     if verify:
         ds.verify()
     return ds

@@ -2,17 +2,18 @@
 
 Rows arrive in batches; each layer buffers at most one row group before writing it, so memory
 stays bounded by ``layers x row_group_rows x n_units``. Rows are grouped into *parts*: part ``k``
-of every layer is one file ``layers/L###_name/part-0000k.parquet``. A part file is written under
-a temporary name and renamed when complete; completed parts are what a resumed capture skips.
-The manifest is written last (:meth:`DatasetWriter.finalize`).
+of every layer is one file ``layers/L###_name/part-0000k.parquet``. A local part file is written
+under a temporary name and renamed when complete (an object-store upload appears only when it
+completes); completed parts are what a resumed capture skips. Each part's footer carries its
+identity and values hash (:mod:`distmi.store.identity`). The manifest is written last
+(:meth:`DatasetWriter.finalize`). The folder may be a local path or a URI
+(:class:`~distmi.core.storage.StorePath`).
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,9 +26,17 @@ from distmi.core.errors import (
     NonFiniteInputError,
     StoreError,
 )
+from distmi.core.storage import StorePath
 from distmi.core.validation import check_choice, check_int
 from distmi.store import _format as fmt
-from distmi.store.files import FileRecord, atomic_write_json, record_file, tmp_name
+from distmi.store.files import (
+    FileRecord,
+    HashingSink,
+    atomic_write_json,
+    record_file,
+    tmp_name,
+)
+from distmi.store.identity import PartIdentity, ValuesHasher, dataset_id_for, targets_metadata
 from distmi.store.manifest import (
     FORMAT,
     FORMAT_VERSION,
@@ -63,15 +72,18 @@ class LayerSpec:
 class _LayerPart:
     """The open file of one layer in the current part, with its row-group buffer."""
 
-    path: Path
+    path: StorePath
     layout: fmt.BlockLayout
     schema: pa.Schema
     rg_rows: int
     compression: str
+    identity: PartIdentity  # values_sha256 and row_stop are filled in at close
     rows: int = 0
     buf: list[np.ndarray] = field(default_factory=list)
     n_buf: int = 0
     writer: pq.ParquetWriter | None = None
+    sink: HashingSink | None = None
+    hasher: ValuesHasher | None = None
 
     def append(self, values: np.ndarray) -> None:
         self.buf.append(values)
@@ -94,30 +106,57 @@ class _LayerPart:
         self.n_buf -= k
         return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
+    def _open(self) -> None:
+        self.hasher = ValuesHasher(self.layout.dtype)
+        if self.path.is_local:  # a temporary sibling, renamed when complete
+            raw: Any = open(tmp_name(self.path).local, "wb")  # closed by close()/abort()
+        else:  # an object-store upload becomes visible only when it completes
+            raw = self.path.open_output()
+        self.sink = HashingSink(raw)  # the file's sha256 without reading it back
+        self.writer = pq.ParquetWriter(pa.PythonFile(self.sink, mode="w"), self.schema,
+                                       **fmt.writer_options(self.compression))
+
     def _write(self, values: np.ndarray) -> None:
         if self.writer is None:
-            self.writer = pq.ParquetWriter(
-                tmp_name(self.path), self.schema, **fmt.writer_options(self.compression)
-            )
+            self._open()
+        self.hasher.update(values)
         self.writer.write_table(self.layout.encode(values, self.schema), row_group_size=len(values))
 
-    def close(self) -> None:
+    def close(self) -> str:
+        """Write the rest, the identity and the footer; return the values hash."""
         if self.n_buf:
             self._write(self._take(self.n_buf))
         if self.writer is None:  # a part with zero rows still gets a valid file
-            self.writer = pq.ParquetWriter(
-                tmp_name(self.path), self.schema, **fmt.writer_options(self.compression)
-            )
+            self._open()
+        ident = replace(self.identity, row_stop=self.identity.row_start + self.rows,
+                        values_sha256=self.hasher.hexdigest())
+        self.writer.add_key_value_metadata(ident.to_metadata())
         self.writer.close()
-        tmp_name(self.path).replace(self.path)
+        self.sink.flush()
+        self.sink.close()
+        if self.path.is_local:
+            tmp_name(self.path).rename(self.path)
+        return ident.values_sha256
+
+    def abort(self) -> None:
+        for closer in (self.writer, self.sink):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:  # pragma: no cover - best effort while unwinding
+                    pass
+        if self.path.is_local:
+            tmp_name(self.path).unlink(missing_ok=True)
+        else:
+            self.path.unlink(missing_ok=True)  # a partial upload is never listed anyway
 
 
-def prepare_folder(root: Path, overwrite: bool) -> None:
+def prepare_folder(root: StorePath, overwrite: bool) -> None:
     """Make ``root`` ready for a new dataset; only ever deletes files distmi itself wrote."""
-    if root.exists() and not root.is_dir():
+    if root.is_file():
         raise StoreError(f"output {root} exists and is a file; pass a folder path.")
-    root.mkdir(parents=True, exist_ok=True)
-    entries = {p.name for p in root.iterdir()}
+    root.mkdir()
+    entries = set(root.listdir())
     ours = entries & set(_OWNED)
     foreign = {e for e in entries - set(_OWNED) if not e.startswith(".")}
     if MANIFEST in ours and not overwrite:
@@ -132,15 +171,28 @@ def prepare_folder(root: Path, overwrite: bool) -> None:
         )
     for name in ours:
         path = root / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        path.rmtree() if path.is_dir() else path.unlink()
+
+
+def write_parquet(path: StorePath, table: pa.Table, **options: Any) -> None:
+    """Write a whole table to ``path`` (atomically: a temporary sibling renamed, or one upload)."""
+    if path.is_local:
+        tmp = tmp_name(path)
+        pq.write_table(table, str(tmp.local), **options)
+        tmp.rename(path)
+        return
+    with path.open_output() as sink:
+        pq.write_table(table, sink, **options)
 
 
 class DatasetWriter:
     """Writes parts of every layer, then the targets table and the manifest.
 
     Args:
-        root: dataset folder (prepared by :func:`prepare_folder` or resumed).
+        root: dataset folder (prepared by :func:`prepare_folder` or resumed); a path or URI.
         specs: the layers (and masks) to store, in order.
+        dataset_id: written into every part (default: derived from the specs and layout); the
+            capture passes its fingerprint so a resumed capture writes the same id.
         compression: Parquet codec for activations (``"none"``: floats barely compress).
         row_group_rows: rows per row group, default sized to ~32 MiB per layer.
         on_nonfinite: ``"raise"`` (default) stops at the first NaN/Inf batch with counts;
@@ -149,20 +201,24 @@ class DatasetWriter:
 
     def __init__(
         self,
-        root: Path,
+        root: StorePath | str,
         specs: list[LayerSpec],
         *,
+        dataset_id: str | None = None,
         compression: str = "none",
         row_group_rows: int | None = None,
         on_nonfinite: str = "raise",
     ) -> None:
-        self.root = Path(root)
+        self.root = StorePath.of(root)
         self.specs = {s.name: s for s in specs}
         self.compression = check_choice(compression, "compression", fmt.COMPRESSIONS)
         self.on_nonfinite = check_choice(on_nonfinite, "on_nonfinite", NONFINITE_POLICIES)
         if row_group_rows is not None:
             check_int(row_group_rows, "row_group_rows", minimum=1)
         self.row_group_rows = row_group_rows
+        self.dataset_id = dataset_id or dataset_id_for(
+            {"specs": [asdict(s) for s in specs], "compression": compression,
+             "row_group_rows": row_group_rows})
         self.dirs: dict[str, str] = {}
         counters = {"layer": 0, "mask": 0}
         for s in specs:
@@ -184,7 +240,7 @@ class DatasetWriter:
         self._nonfinite_part = {name: {"nan": 0, "inf": 0} for name in self.specs}
         for name, spec in self.specs.items():
             folder = self.root / self.dirs[name]
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir()
             layout = fmt.BlockLayout(spec.n_units, spec.block_units, spec.dtype)
             self._open[name] = _LayerPart(
                 path=folder / fmt.part_file_name(index),
@@ -192,6 +248,11 @@ class DatasetWriter:
                 schema=layout.schema(name),
                 rg_rows=self.rg_rows(spec),
                 compression=self.compression,
+                identity=PartIdentity(
+                    dataset_id=self.dataset_id, role=spec.role, layer=name, part=index,
+                    row_start=row_start, row_stop=row_start, dtype=spec.dtype,
+                    n_units=spec.n_units, unit_shape=tuple(spec.unit_shape),
+                    block_units=spec.block_units, values_sha256=""),
             )
 
     def write(self, name: str, values: np.ndarray, first_row: int) -> None:
@@ -237,28 +298,24 @@ class DatasetWriter:
                 "layer must see every sample."
             )
         n_rows = next(iter(rows.values()))
-        files = {}
+        files, values = {}, {}
         for name, part in self._open.items():
-            part.close()
-            files[name] = record_file(self.root, part.path).to_dict()
+            values[name] = part.close()
+            files[name] = record_file(self.root, part.path, written=part.sink).to_dict()
         self._open, self._part = {}, None
         return {
             "index": index,
             "row_start": row_start,
             "row_stop": row_start + n_rows,
             "files": files,
+            "values": values,
             "nonfinite": self._nonfinite_part,
         }
 
     def abort(self) -> None:
         """Drop the open part (after an error or interruption); committed parts stay."""
         for part in self._open.values():
-            if part.writer is not None:
-                try:
-                    part.writer.close()
-                except Exception:  # pragma: no cover - best effort while unwinding
-                    pass
-            tmp_name(part.path).unlink(missing_ok=True)
+            part.abort()
         self._open, self._part = {}, None
 
     def finalize(
@@ -271,7 +328,7 @@ class DatasetWriter:
         capture: Mapping[str, Any],
     ) -> str:
         """Write ``targets.parquet`` and ``manifest.json`` (last); return the manifest hash."""
-        from distmi import __version__
+        from distmi.core.version import __version__
 
         n = parts[-1]["row_stop"] if parts else 0
         if n == 0:
@@ -281,10 +338,16 @@ class DatasetWriter:
                 f"the targets table has {len(targets)} rows but {n} samples were written; pass "
                 "one target row per sample."
             )
+        if any("values" not in p for p in parts):
+            raise StoreError(
+                f"the unfinished capture in {self.root} was started by an older distmi whose "
+                "parts carry no identity; rerun it with overwrite=True (--overwrite)."
+            )
         table = pa.Table.from_pandas(targets, preserve_index=False)
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), **targets_metadata(self.dataset_id, n)})
         tpath = self.root / TARGETS_FILE
-        pq.write_table(table, tmp_name(tpath), write_page_checksum=True, compression="zstd")
-        tmp_name(tpath).replace(tpath)
+        write_parquet(tpath, table, write_page_checksum=True, compression="zstd")
         sections: dict[str, dict[str, Any]] = {"layers": {}, "masks": {}}
         for name, spec in self.specs.items():
             nonfinite = {
@@ -301,7 +364,8 @@ class DatasetWriter:
                 "nonfinite": nonfinite,
                 **({"unit_names": list(spec.unit_names)} if spec.unit_names else {}),
                 "parts": [
-                    {"row_start": p["row_start"], "row_stop": p["row_stop"], "file": p["files"][name]}
+                    {"row_start": p["row_start"], "row_stop": p["row_stop"],
+                     "values_sha256": p["values"][name], "file": p["files"][name]}
                     for p in parts
                 ],
             }
@@ -311,6 +375,7 @@ class DatasetWriter:
             "format_version": FORMAT_VERSION,
             "distmi_version": __version__,
             "layout": fmt.LAYOUT,
+            "dataset_id": self.dataset_id,
             "n_samples": int(n),
             "sample_id_dtype": "int64" if ids.dtype.kind in "iu" else "string",
             "model": dict(model),
@@ -323,9 +388,7 @@ class DatasetWriter:
             },
         }
         data = atomic_write_json(self.root / MANIFEST, doc)
-        state = self.root / STATE_FILE
-        if state.exists():
-            state.unlink()
+        (self.root / STATE_FILE).unlink(missing_ok=True)
         return manifest_bytes_hash(data)
 
 
@@ -343,4 +406,4 @@ def check_block_units(block_units: int | None) -> int:
     return check_int(block_units, "block_units", minimum=1)
 
 
-__all__ = ["DatasetWriter", "FileRecord", "LayerSpec", "prepare_folder"]
+__all__ = ["DatasetWriter", "FileRecord", "LayerSpec", "prepare_folder", "write_parquet"]

@@ -63,11 +63,16 @@ def test_run_then_results(tiny_dataset, tmp_path):
 
 def test_submit_dry_run_prints_the_submission(monkeypatch):
     monkeypatch.chdir(ROOT)
-    res = runner.invoke(app, ["submit", "jobs/quickstart.yaml", "--address",
-                              "http://127.0.0.1:8265", "--dry-run"])
+    unreachable = "http://127.0.0.1:9"  # planned as for a remote cluster
+    res = runner.invoke(app, ["submit", "jobs/quickstart.yaml", "--address", unreachable,
+                              "--dry-run", "--output", "s3://b/out", "--dataset", "s3://b/iris"])
     assert res.exit_code == 0, res.output
-    sub = json.loads(res.output)
-    assert sub["entrypoint"] == "python -m distmi.cli run jobs/quickstart.yaml --address auto"
+    sub = json.loads(res.stdout)
+    assert sub["entrypoint"] == ("python -m distmi.cli run jobs/quickstart.yaml --address auto "
+                                 "--output s3://b/out --dataset s3://b/iris")
+    res = runner.invoke(app, ["submit", "jobs/quickstart.yaml", "--address", unreachable,
+                              "--dry-run"])
+    assert res.exit_code == 2 and "output 'out/iris-quickstart' is a relative path" in res.output
     res = runner.invoke(app, ["submit", "jobs/quickstart.yaml", "--address", "head:6379"])
     assert res.exit_code == 2 and "dashboard URL" in res.output
 

@@ -13,7 +13,7 @@ from distmi.store import open_dataset
 
 
 def _plan(ds_path, tmp_path, **over):
-    return make_plan(tiny_spec(ds_path, tmp_path / "o", **over), open_dataset(ds_path))
+    return make_plan(tiny_spec(ds_path, tmp_path / "o", **over).plan_request(), open_dataset(ds_path))
 
 
 def test_unit_target_batches_cover_every_pair_once(tiny_dataset, tmp_path):

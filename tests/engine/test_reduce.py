@@ -20,7 +20,7 @@ from distmi.store import open_dataset
 
 def test_any_split_then_merge_equals_one_pass(tiny_dataset, tmp_path):
     spec = tiny_spec(tiny_dataset, tmp_path / "r", n_bootstrap=0, null_permutations=0)
-    plan = make_plan(spec, open_dataset(tiny_dataset))
+    plan = make_plan(spec.plan_request(), open_dataset(tiny_dataset))
     worker = BatchWorker(task_config(spec, str(tiny_dataset)))
     outs = [worker.run(b).columns for b in plan.batches]
     one = AttributionAccumulator()

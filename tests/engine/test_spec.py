@@ -38,8 +38,11 @@ def test_bad_number_names_field_and_value():
 def test_unit_selection_forms():
     spec = parse_spec({**BASE, "layers": ["a", {"name": "b", "units": {"top_k_variance": 3}}],
                        "units": {"range": [0, 4]}})
-    entries = spec.layer_entries(["a", "b"])
-    assert entries[0].units is None and entries[1].units.top_k_variance == 3
+    from distmi.engine.requests import LayerRequest, TopVarianceUnits, UnitRange
+
+    request = spec.plan_request()
+    assert request.layers == (LayerRequest("a"), LayerRequest("b", TopVarianceUnits(3)))
+    assert request.default_units == UnitRange(0, 4)
     with pytest.raises(SpecError, match=r"start < stop"):
         parse_spec({**BASE, "units": {"range": [4, 2]}})
 
@@ -77,3 +80,47 @@ def test_load_spec_errors(tmp_path):
 def test_bundled_jobs_are_valid(path):
     spec = load_spec(path)
     assert spec.output.startswith("out/")
+
+
+def test_builtin_datasets_are_registered_not_hard_coded(tmp_path):
+    from distmi.jobs import builtin_datasets, register_builtin_dataset
+
+    with pytest.raises(SpecError, match=r"unknown bundled dataset 'irs'.*Did you mean 'iris'"):
+        parse_spec({**BASE, "dataset": {"path": str(tmp_path / "d"), "builtin": "irs"}})
+    calls = []
+    register_builtin_dataset("planted-test", lambda path: calls.append(path))
+    try:
+        assert "planted-test" in builtin_datasets()
+        spec = parse_spec({**BASE, "dataset": {"path": str(tmp_path / "d"),
+                                               "builtin": "planted-test"}})
+        assert spec.dataset.builtin == "planted-test"
+        with pytest.raises(Exception, match="already registered"):
+            register_builtin_dataset("planted-test", lambda path: None)
+    finally:
+        from distmi.jobs import datasets
+
+        datasets._BUILDERS.pop("planted-test", None)
+
+
+def test_engine_does_not_import_jobs():
+    import ast
+    from pathlib import Path
+
+    import distmi
+
+    root = Path(distmi.__file__).parent
+    offenders = []
+    for layer in ("core", "kernels", "estimators", "store", "reduce", "engine"):
+        for f in (root / layer).rglob("*.py"):
+            tree = ast.parse(f.read_text())
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                for name in names:
+                    if name == "distmi" or name.startswith(("distmi.jobs", "distmi.cli",
+                                                            "distmi.analyses", "distmi.report")):
+                        offenders.append(f"{f.relative_to(root)} imports {name}")
+    assert not offenders, offenders

@@ -70,3 +70,18 @@ def test_errors_exit_2_with_a_message(tmp_path, args, message):
     result = runner.invoke(app, [a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_upgrade_dataset_command(tmp_path):
+    from store_edits import make_format_1, small_dataset
+
+    ds = small_dataset(tmp_path / "old")
+    values = ds.read_layer("h")
+    make_format_1(ds)
+    result = runner.invoke(app, ["inspect", str(tmp_path / "old")])
+    assert result.exit_code == 2 and "distmi upgrade-dataset" in result.output
+    result = runner.invoke(app, ["upgrade-dataset", str(tmp_path / "old")])
+    assert result.exit_code == 0, result.output
+    assert "rewrote layers/L000_h/part-00000.parquet" in result.output
+    assert "is in format 2" in result.output
+    np.testing.assert_array_equal(open_dataset(tmp_path / "old").read_layer("h"), values)

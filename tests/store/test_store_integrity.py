@@ -105,7 +105,7 @@ def test_an_edited_or_broken_manifest(ds):
         open_dataset(ds.path)
     doc["format_version"] = 99
     mpath.write_text(json.dumps(doc))
-    with pytest.raises(StoreError, match="format_version 99; this distmi reads version 1"):
+    with pytest.raises(StoreError, match="format_version 99; this distmi reads version 2"):
         open_dataset(ds.path)
 
 

@@ -1,0 +1,97 @@
+"""A real local Ray head with its dashboard, for the `distmi submit` / `distmi status` tests.
+
+``ray start --head --block`` bound to 127.0.0.1 with free ports for every service (other Ray
+instances may run on the machine, so no default port is used) and its own temp dir; stopped by
+terminating the ``ray start`` process we started (never ``ray stop``, which would stop every
+Ray on the machine), then its process group if anything is left.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+_PORT_OPTIONS = ("port", "dashboard-port", "ray-client-server-port", "node-manager-port",
+                 "object-manager-port", "metrics-export-port", "dashboard-agent-listen-port",
+                 "dashboard-agent-grpc-port", "runtime-env-agent-port")
+
+
+def _free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+@contextmanager
+def ray_head(num_cpus: int = 2, env: dict[str, str] | None = None, timeout_s: float = 120):
+    """Start a head; yield ``(dashboard_url, temp_dir)``; stop it at the end.
+
+    ``env`` adds to the head's environment, e.g. ``RAY_AUTH_MODE=token`` with ``RAY_AUTH_TOKEN``
+    for a head with token auth.
+    """
+    ray_bin = Path(sys.executable).with_name("ray")
+    temp = tempfile.mkdtemp(prefix="dmh", dir="/tmp")  # short: Ray's socket paths are limited
+    ports = _free_ports(len(_PORT_OPTIONS) + 1)
+    worker_lo = ports[-1]
+    head_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+                # job entry points run `python`: this interpreter, as a cluster image's would
+                "PATH": os.pathsep.join([str(ray_bin.parent), os.environ.get("PATH", "")]),
+                **(env or {})}
+    cmd = [str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+           "--dashboard-host=127.0.0.1", "--include-dashboard=true", f"--num-cpus={num_cpus}",
+           f"--temp-dir={temp}", "--disable-usage-stats",
+           f"--min-worker-port={worker_lo}", f"--max-worker-port={worker_lo + 50}",
+           *(f"--{name}={port}" for name, port in zip(_PORT_OPTIONS, ports, strict=False))]
+    log = open(Path(temp) / "ray-start.log", "w")  # closed below
+    proc = subprocess.Popen(cmd, env=head_env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=temp)
+    url = f"http://127.0.0.1:{ports[1]}"
+    token = head_env.get("RAY_AUTH_TOKEN") if head_env["RAY_AUTH_MODE"] == "token" else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ray start exited ({proc.returncode}): "
+                                   f"{(Path(temp) / 'ray-start.log').read_text()[-2000:]}")
+            try:  # up, and listing its node (the state API lags the start by a few seconds)
+                request = urllib.request.Request(url + "/api/v0/nodes?limit=10", headers=headers)
+                nodes = urllib.request.urlopen(request, timeout=5).read()
+                if b'"node_ip"' in nodes:
+                    break
+                time.sleep(0.5)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the Ray dashboard at {url} did not come up") from None
+                time.sleep(0.5)
+        yield url, temp
+    finally:
+        proc.terminate()  # `ray start --block` drains the node and stops what it started
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        try:  # anything left in the session we created
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
