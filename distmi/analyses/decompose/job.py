@@ -197,18 +197,18 @@ class ExplainJobResult:
 
 def _executor(kind: Any, *, address: str | None, workers: int, cpus_per_worker: float,
               gpus_per_worker: float, retries: int) -> Any:
-    from distmi.engine.executors import InProcessExecutor
+    """An executor object as given, or the engine's executor for ``"local"`` / ``"ray"``."""
+    from distmi.engine.executors import make_executor
+    from distmi.engine.requests import ExecutorSettings
 
     if not isinstance(kind, str):
         return kind  # an executor object (anything with run(units, task) and close())
-    if kind == "local":
-        return InProcessExecutor(retries=retries)
-    if kind == "ray":
-        from distmi.engine.ray_executor import RayExecutor
-
-        return RayExecutor(address=address, workers=workers, cpus_per_worker=cpus_per_worker,
-                           gpus_per_worker=gpus_per_worker, retries=retries)
-    raise SpecError(f"executor must be 'local' or 'ray', got {kind!r}.")
+    if kind not in ("local", "ray"):
+        raise SpecError(f"executor must be 'local' or 'ray', got {kind!r}.")
+    settings = ExecutorSettings(executor=kind, address=address, workers=workers,
+                                cpus_per_worker=cpus_per_worker,
+                                gpus_per_worker=gpus_per_worker, retries=retries)
+    return make_executor(settings)
 
 
 def run_explain_job(spec: ExplainJobSpec, *, executor: Any = "local", address: str | None = None,
