@@ -241,6 +241,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-randomisation", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--skip-digits", action="store_true")
     parser.add_argument("--text", action="store_true")
     parser.add_argument("--text-layers", nargs="+", default=["embeddings", "encoder.layer.0"])
     parser.add_argument("--text-epochs", type=int, default=10)
@@ -250,7 +251,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}, "
           f"{os.cpu_count()} CPUs, cuda {torch.cuda.is_available()}")
-    digits_part(args)
+    if not args.skip_digits:
+        digits_part(args)
     if not args.skip_synthetic:
         synthetic_part(args)
     if args.text:

@@ -113,3 +113,16 @@ def test_randomisation_check_reports_correlations(digits_dec, digits):
     out = E.randomisation_check(digits_dec, xtr[:256], xte[:20])
     assert set(out) == {"total", "decision", "redundant"}
     assert all(-1.0 <= v <= 1.0 for v in out.values())
+
+
+def test_token_gradcam_of_a_frozen_model(token_model):
+    inputs, labels, _ = keyword_texts(8, seed=7)
+    flags = [p.requires_grad for p in token_model.parameters()]
+    for p in token_model.parameters():
+        p.requires_grad_(False)
+    try:
+        cam = E.token_gradcam_maps(token_model, "layer", inputs, labels.numpy())
+    finally:
+        for p, f in zip(token_model.parameters(), flags, strict=True):
+            p.requires_grad_(f)
+    assert np.isfinite(cam[inputs["attention_mask"].numpy().astype(bool)]).all()

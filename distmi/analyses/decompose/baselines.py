@@ -55,10 +55,16 @@ def token_gradcam_maps(model: nn.Module, layer: str, inputs: Mapping[str, torch.
     module = find_module(model, layer)
     store: dict[str, torch.Tensor] = {}
 
-    def hook(mod: nn.Module, args: Any, output: Any) -> None:
+    def hook(mod: nn.Module, args: Any, output: Any) -> Any:
         h = output[0] if isinstance(output, tuple) else output
-        h.retain_grad()
+        if h.requires_grad:
+            h.retain_grad()
+            store["h"] = h
+            return None
+        # a frozen model (no parameter requires grad): make the layer output the leaf
+        h = h.detach().requires_grad_(True)
         store["h"] = h
+        return (h, *output[1:]) if isinstance(output, tuple) else h
 
     handle = module.register_forward_hook(hook)
     try:
