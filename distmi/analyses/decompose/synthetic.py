@@ -13,7 +13,7 @@ use, i.e. redundant information by construction. Its ``act2`` feature map is 8 x
 onto the patches' footprints: a cell k of ``act2`` sees pixels [2k - 3, 2k + 4) (two 3 x 3
 convolutions around a 2 x 2 pooling), so the class patch reaches rows/cols 0-3 and the
 distractor rows/cols 4-7, and the other two quadrants see neither. The decision-related map should sit in the class quadrant, the
-total map in both (``tests/decompose/test_synthetic_patch.py``).
+total map in both (``tests/decompose/test_decompose_synthetic_patch.py``).
 """
 
 from __future__ import annotations

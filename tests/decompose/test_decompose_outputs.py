@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from conftest import keyword_texts
+from decompose_data import keyword_texts
 
 import distmi
 from distmi.analyses.decompose import evaluation as E

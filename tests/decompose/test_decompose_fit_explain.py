@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import keyword_texts
+from decompose_data import keyword_texts
 
 import distmi
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import KEYWORD, keyword_texts
+from decompose_data import KEYWORD, keyword_texts
 from torch import nn
 
 from distmi.analyses.decompose import evaluation as E
