@@ -76,9 +76,12 @@ def explain_command(
                   title_justify="left")
     columns = {"layer": "layer", "i_zx": "I(Z;X)", "i_zx_masked": "I(Z;X')",
                "mean_lambda": "lambda", "accuracy": "acc", "masked_accuracy": "acc X'"}
+    short = {"decision": "del decision", "LayerGradCam": "del Grad-CAM",
+             "Grad-CAM (tokens)": "del Grad-CAM", "IntegratedGradients": "del IG"}
     for key in result.summary.columns:
-        if key.startswith("deletion_auc[") and "random" not in key and "total" not in key:
-            columns[key] = "del " + key[len("deletion_auc["):-1].replace("Integrated", "I")
+        method = key[len("deletion_auc["):-1] if key.startswith("deletion_auc[") else None
+        if method in short:
+            columns[key] = short[method]
     for title in columns.values():
         table.add_column(title, justify="right")
     for row in result.summary.to_dict(orient="records"):
