@@ -32,6 +32,7 @@ _LAZY = {
     "WKL": "distmi.estimators.wkl:WKL",
     "information_plane": "distmi.analyses.infoplane:information_plane",
     "nif": "distmi.analyses.nif",
+    "decompose": "distmi.analyses.decompose",
 }
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "SlicedMI",
     "__version__",
     "available_methods",
+    "decompose",
     "derive_seed",
     "information_plane",
     "mutual_information",

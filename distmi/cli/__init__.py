@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "distmi.cli.report_cmd",
     "distmi.cli.infoplane_cmd",
     "distmi.cli.nif_cmd",
+    "distmi.cli.explain_cmd",
 )
 
 

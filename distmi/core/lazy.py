@@ -18,7 +18,7 @@ def lazy_getattr(package: str, table: dict[str, str], namespace: dict[str, Any]
     Args:
         package: the package's name, for the error message.
         table: public name -> ``"module.path:attribute"``, or ``"module.path"`` for a module
-            (a lazily imported subpackage alias such as ``distmi.nif``).
+            (a lazily imported subpackage alias such as ``distmi.nif`` or ``distmi.decompose``).
         namespace: the package's ``globals()``; resolved values are stored there, so later
             lookups do not come back here.
     """

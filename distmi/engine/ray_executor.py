@@ -31,9 +31,9 @@ from typing import Any
 import ray
 
 from distmi.core.errors import DistmiError
-from distmi.engine.executors import EngineError
+from distmi.engine.executors import EngineError, make_worker
 from distmi.engine.plan import WorkBatch
-from distmi.engine.worker import BatchOutput, TaskConfig, make_worker
+from distmi.engine.worker import BatchOutput, TaskConfig
 
 _SYSTEM_ERRORS: tuple[type[BaseException], ...] = (
     ray.exceptions.RayActorError,

@@ -77,9 +77,24 @@ class BatchOutput:
     cpu_seconds: float = float("nan")
 
 
-def make_worker(task: TaskConfig) -> Any:
-    """The worker an executor runs ``task``'s batches with (see ``TaskConfig.worker_factory``)."""
-    return BatchWorker(task) if task.worker_factory is None else task.worker_factory(task)
+def make_worker(task: Any) -> Any:
+    """The worker an executor runs ``task``'s batches with (an object with
+    ``run(unit) -> BatchOutput``).
+
+    - a :class:`TaskConfig` of an MI pair job: a :class:`BatchWorker`;
+    - a :class:`TaskConfig` with ``worker_factory``: ``worker_factory(task)`` (analyses that
+      plan their own work units over the job machinery, e.g. the information plane);
+    - any other task object with a ``make_worker()`` method: its result (analyses whose work
+      units are not MI pairs, e.g. one decomposition per layer,
+      :mod:`distmi.analyses.decompose.job`; units carry ``batch_id``, ``layer`` and ``shard``).
+
+    Either way the analysis runs on the same executors (retries, Ray actors, fault tolerance).
+    """
+    own = getattr(task, "make_worker", None)
+    if callable(own):
+        return own()
+    factory = getattr(task, "worker_factory", None)
+    return BatchWorker(task) if factory is None else factory(task)
 
 
 def _scalar_diagnostics(res: MIResult) -> str:
