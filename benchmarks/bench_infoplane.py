@@ -1,6 +1,6 @@
 """Information-plane benchmark: the SMI experiments' MNIST-scale workload against a per-slice loop.
 
-Workload shape of the SMI experiments' information plane (ANCHORS: 10k samples, 1k projections,
+Workload shape of the SMI experiments' information plane (10k samples, 1k projections,
 WKL with k = 25; here 4 layers x 30 epochs, both I(X; L) and I(L; Y) with error bars):
 X is 784-dimensional (10 class prototypes plus noise, 10 classes), and the four layers
 (widths 1152, 256, 128, 10, a small MNIST CNN's sizes) come from a random ReLU network whose

@@ -214,6 +214,7 @@ def pairwise_mi(
             table[name] = values
         if fdr is not None:
             table["stage"] = np.where(run, "refined", "screen")
+    table.attrs["random_state"] = seed  # the seed used (drawn fresh when random_state=None)
     return table
 
 

@@ -57,6 +57,7 @@ class TaskConfig:
     root_seed: int
     threads: int = 1
     cache_bytes: int = 1 << 30
+    dataset_sha256: str | None = None  # the manifest hash the job was planned on (None: any)
     method_spec: Any = None  # the resolved MethodSpec, shipped so registered plug-ins work in actors
     # ``worker_factory(task)`` builds the worker of analyses that plan their own work units
     # (an object with ``run(unit) -> BatchOutput``); None runs pair batches with BatchWorker
@@ -136,7 +137,10 @@ class BatchWorker:
         if self._ds is None:
             from distmi.store.reader import open_dataset
 
-            self._ds = open_dataset(self.task.dataset_path)
+            # a job pins the dataset it was planned on: a re-capture while the job runs makes
+            # the workers fail with the reason instead of mixing two datasets' activations
+            self._ds = open_dataset(self.task.dataset_path,
+                                    manifest_sha256=self.task.dataset_sha256)
         return self._ds
 
     def _cached(self, key: tuple, load) -> Any:

@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from distmi.core.errors import InvalidParameterError
-from distmi.reduce.attribution import top_units, with_excess
+from distmi.reduce.attribution import USABLE_STATUSES, top_units, with_excess
 
 if TYPE_CHECKING:
     import pandas as pd
 
-
-USABLE_STATUSES = ("ok", "warning")
 
 
 def filter_table(

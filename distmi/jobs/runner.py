@@ -51,12 +51,15 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def task_config(spec: JobSpec, dataset_path: str) -> TaskConfig:
-    """The worker configuration of a job."""
+def task_config(spec: JobSpec, dataset_path: str,
+                dataset_sha256: str | None = None) -> TaskConfig:
+    """The worker configuration of a job (workers refuse a dataset other than
+    ``dataset_sha256``, the manifest hash the job was planned on)."""
     from distmi.estimators.registry import get_method
 
     return TaskConfig(
         dataset_path=dataset_path,
+        dataset_sha256=dataset_sha256,
         method=spec.estimator.method,
         params=spec.estimator_params(),
         n_bootstrap=spec.n_bootstrap,
@@ -137,7 +140,7 @@ def run_job(
     own = executor is None
     if executor is None:
         executor = make_executor(spec.scaling.executor_settings(spec.retries), address)
-    task = task_config(spec, ds.uri)
+    task = task_config(spec, ds.uri, ds.manifest_hash)
     t_exec = time.perf_counter()
     try:
         if spec.screen is None:

@@ -97,13 +97,25 @@ def attribution_matrix(frame: pd.DataFrame, layer: str, value: str = "estimate")
     return mat
 
 
+# statuses of rows whose estimate stands ("warning": e.g. EM hit its iteration cap; the reason
+# is in the row's diagnostics); "constant", "nonfinite" and the neural bounds' "diverged",
+# "negative", "capped" rows are left out of rankings
+USABLE_STATUSES = ("ok", "warning")
+
+
 def top_units(frame: pd.DataFrame, k: int = 5, by: str = "excess",
               targets: Iterable[str] | None = None) -> pd.DataFrame:
-    """The ``k`` rows with the largest ``by`` per (layer, target), ``excess`` added if needed."""
+    """The ``k`` rows with the largest ``by`` per target, ``excess`` added if needed.
+
+    Only estimates that stand count: status ``"ok"`` or ``"warning"`` (:data:`USABLE_STATUSES`)
+    and a finite ``by`` (screen-only rows of a two-stage sweep have no estimate).
+    """
     table = with_excess(frame) if "excess" not in frame.columns else frame
     if targets is not None:
         table = table[table["target"].isin(list(targets))]
-    table = table[table["status"] == "ok"] if "status" in table.columns else table
+    if "status" in table.columns:
+        table = table[table["status"].isin(USABLE_STATUSES)]
+    table = table[table[by].notna()]
     ordered = table.sort_values([by, *KEY], ascending=[False, True, True, True, True],
                                 kind="mergesort")
     top = ordered.groupby(["target"], sort=True, group_keys=False).head(k)

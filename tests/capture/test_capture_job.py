@@ -52,6 +52,36 @@ def test_run_captures_then_sweeps_then_reuses(tmp_path):
     assert open_dataset(tmp_path / "ds").manifest_hash == ds.manifest_hash
 
 
+
+def test_one_job_file_captures_screens_and_refines(tmp_path):
+    """Model to a two-stage table from one job: capture, rank screen with p-values over every
+    unit, GMM-MI on the strongest significant pairs, with the null tables beside the results."""
+    from distmi.jobs.spec import load_spec as load
+
+    doc = {"name": "cap-screen", "dataset": {"path": str(tmp_path / "ds"), "capture": TINY},
+           "layers": "all", "units": "all", "targets": ["topic", "sentiment"],
+           "screen": {"n_permutations": "auto", "fdr": 0.05, "max_refine_per_family": 2},
+           "estimator": {"method": "gmm", "params": {"max_components": 2, "n_inits": 1}},
+           "n_bootstrap": 0, "null_permutations": 0, "output": str(tmp_path / "out"),
+           "scaling": {"executor": "local"}}
+    path = tmp_path / "job.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(doc))
+    res = run_job(load(path))
+    t = res.table
+    from distmi.store import open_dataset
+
+    ds = open_dataset(tmp_path / "ds")
+    width = ds.layer_shape("encoder.layer.0")[1]
+    assert len(t) == 2 * width * 2  # every unit of both layers against both targets
+    assert {"screen_estimate", "p_value", "q_value", "significant", "stage"} <= set(t.columns)
+    refined = t[t.stage == "refined"]
+    assert 0 < len(refined) <= 2 * 2 * 2 and refined.significant.all()
+    assert refined.estimate.notna().all() and t[t.stage == "screen"].estimate.isna().all()
+    assert (tmp_path / "out" / "null_tables.parquet").is_file()
+    assert res.manifest["dataset"]["manifest_sha256"] == ds.manifest_hash
+
 def test_a_changed_capture_section_is_captured_again(tmp_path):
     run_job(_job(tmp_path))
     changed = _job(tmp_path, capture={**TINY, "pooling": "max"})

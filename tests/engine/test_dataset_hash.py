@@ -107,3 +107,21 @@ def test_parts_without_a_dataset_hash_are_recomputed(tmp_path):
     assert not store.holds({"spec_hash": "s" * 64, "dataset_hash": "e" * 64})
     assert not store.holds({"spec_hash": "s" * 64})  # unknown dataset: not trusted
     assert store.holds({"spec_hash": "s" * 64, "dataset": {"manifest_sha256": "d" * 64}})
+
+
+def test_workers_refuse_a_dataset_recaptured_after_planning(tmp_path):
+    """A re-capture between planning and a work unit fails the unit with the reason, instead of
+    mixing two datasets' activations in one table."""
+    from distmi.core.errors import StoreError
+    from distmi.jobs.runner import plan_job, task_config
+
+    data = tmp_path / "acts"
+    _capture(data, seed=0)
+    spec = tiny_spec(data, tmp_path / "r")
+    ds, plan = plan_job(spec)
+    task = task_config(spec, ds.uri, ds.manifest_hash)
+    _capture(data, seed=1)  # re-captured while the job is queued
+    with pytest.raises(StoreError, match="changed: its manifest sha256"):
+        list(InProcessExecutor().run(plan.batches[:1], task))
+    _capture(data, seed=0)  # the planned dataset back: the unit runs
+    assert len(list(InProcessExecutor().run(plan.batches[:1], task))) == 1

@@ -10,7 +10,7 @@ from distmi.core.errors import SpecError
 from distmi.jobs.spec import load_spec, parse_spec, spec_hash
 
 BASE = {"dataset": {"path": "out/x"}, "targets": ["label"], "output": "out/r"}
-JOBS = sorted((Path(__file__).parents[2] / "jobs").glob("*.yaml"))
+JOBS = sorted((Path(__file__).parents[2] / "jobs").rglob("*.yaml"))
 
 
 def test_minimal_spec_has_documented_defaults():
@@ -78,6 +78,17 @@ def test_load_spec_errors(tmp_path):
 
 @pytest.mark.parametrize("path", JOBS, ids=[p.name for p in JOBS])
 def test_bundled_jobs_are_valid(path):
+    """Every bundled job file passes its schema (NIF and information-plane jobs have their own)."""
+    if path.parent.name == "infoplane":  # `distmi infoplane --spec` files
+        from distmi.analyses.infoplane.spec import load_plane_spec
+
+        assert load_plane_spec(path).output.startswith("out/")
+        return
+    if path.name.startswith("nif_"):  # `distmi nif --job` files: the NIF job schema
+        from distmi.analyses.nif.job import load_nif_job
+
+        load_nif_job(path)
+        return
     spec = load_spec(path)
     assert spec.output.startswith("out/")
 
@@ -123,4 +134,26 @@ def test_engine_does_not_import_jobs():
                     if name == "distmi" or name.startswith(("distmi.jobs", "distmi.cli",
                                                             "distmi.analyses", "distmi.report")):
                         offenders.append(f"{f.relative_to(root)} imports {name}")
+    assert not offenders, offenders
+
+
+def test_upper_layers_never_import_the_root_or_the_cli():
+    """analyses, report, jobs and testing sit below the public ``distmi`` API and the CLI."""
+    import ast
+    from pathlib import Path
+
+    import distmi
+
+    root = Path(distmi.__file__).parent
+    offenders = []
+    for layer in ("analyses", "report", "jobs", "testing"):
+        for f in (root / layer).rglob("*.py"):
+            for node in ast.walk(ast.parse(f.read_text())):
+                names = []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                offenders += [f"{f.relative_to(root)} imports {name}" for name in names
+                              if name == "distmi" or name.startswith("distmi.cli")]
     assert not offenders, offenders

@@ -53,7 +53,7 @@ def _sha256(data: bytes) -> str:
 def save(dec: Any, path: str | Path, include_model: bool = True) -> Path:
     """Write ``dec`` to the folder ``path`` (created; an earlier decomposition there is
     replaced, its manifest removed first so a half-written folder never looks complete)."""
-    import distmi
+    from distmi.core.version import __version__
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def save(dec: Any, path: str | Path, include_model: bool = True) -> Path:
         atomic_write_bytes(folder / name, data)
     manifest = {
         "format": FORMAT,
-        "distmi_version": distmi.__version__,
+        "distmi_version": __version__,
         "config": dec.config.model_dump(),
         "representation": dec.representation_,
         "layer_shape": list(srv.layer_shape),

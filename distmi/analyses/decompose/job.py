@@ -218,7 +218,7 @@ def run_explain_job(spec: ExplainJobSpec, *, executor: Any = "local", address: s
     """Run (or resume) an explain job; see the module docstring."""
     import pandas as pd
 
-    import distmi
+    from distmi.core.version import __version__
 
     t0 = time.perf_counter()
     output = Path(spec.output)
@@ -262,7 +262,7 @@ def run_explain_job(spec: ExplainJobSpec, *, executor: Any = "local", address: s
     summary.to_csv(output / "summary.csv", index=False)
     manifest = {
         "kind": "distmi-explain-job/1",
-        "distmi_version": distmi.__version__,
+        "distmi_version": __version__,
         "spec": spec.model_dump(),
         "spec_hash": spec_hash,
         "units": [u.batch_id for u in units],

@@ -75,9 +75,9 @@ def default_params(base: str, n: int, n_bootstrap: int, params: Mapping[str, Any
 def _versions() -> dict[str, str | None]:
     from importlib import metadata
 
-    import distmi
+    from distmi.core.version import __version__
 
-    out: dict[str, str | None] = {"distmi": distmi.__version__}
+    out: dict[str, str | None] = {"distmi": __version__}
     for dist in ("torch", "numpy", "ray"):
         try:
             out[dist] = metadata.version(dist)
