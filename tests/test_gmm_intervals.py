@@ -36,27 +36,72 @@ def _coverage(n: int, m: int, n_bootstrap: int, seed: int, **params):
     return covered, rho, table
 
 
-def test_default_interval_is_bca_with_jackknife_acceleration():
+def test_default_interval_is_bca_with_influence_acceleration():
     rng = np.random.default_rng(1)
     x = rng.normal(size=1500)
     y = np.tanh(x) + 0.5 * rng.normal(size=1500)
     r = distmi.mutual_information(x, y, n_bootstrap=60)
-    assert r.params["ci_method"] == "bca" and r.params["n_jackknife"] == 10
+    assert r.params["ci_method"] == "bca" and r.params["acceleration"] == "influence"
+    assert "jackknife" not in r.diagnostics and r.diagnostics["em_iter_jackknife"] == 0
     boot = np.array([r.diagnostics["bootstrap"]])
-    jack = np.array([r.diagnostics["jackknife"]])
-    assert jack.shape == (1, 10)
-    low, high = bca_interval(np.array([r.value]), boot, 0.95, jackknife_acceleration(jack))
+    a = r.diagnostics["acceleration"]
+    assert a != 0.0 and abs(a) < 0.1
+    low, high = bca_interval(np.array([r.value]), boot, 0.95, np.array([a]))
     assert r.ci == (low[0], high[0])
     assert r.diagnostics["bias_corrected"] == pytest.approx(2 * r.value - boot.mean())
+    # the jackknife acceleration (10 refits) is an option; the two agree in sign and size
+    j = distmi.mutual_information(x, y, n_bootstrap=60, acceleration="jackknife")
+    jack = np.array([j.diagnostics["jackknife"]])
+    assert jack.shape == (1, 10) and j.value == r.value
+    a_jack = jackknife_acceleration(jack)
+    low, high = bca_interval(np.array([r.value]), boot, 0.95, a_jack)
+    assert j.ci == (low[0], high[0])
+    assert np.sign(a_jack[0]) == np.sign(a) and abs(a_jack[0] - a) < 0.02
     # the other intervals come from the same replicates (the shared significance kernels)
     b = distmi.mutual_information(x, y, n_bootstrap=60, ci_method="basic")
     low, high = basic_interval(np.array([r.value]), boot, 0.95)
-    assert b.value == r.value and b.ci == (low[0], high[0]) and "jackknife" not in b.diagnostics
+    assert b.value == r.value and b.ci == (low[0], high[0]) and "acceleration" not in b.diagnostics
     p = distmi.mutual_information(x, y, n_bootstrap=60, ci_method="percentile", ci_level=0.9)
     assert p.ci == percentile_interval(boot[0], 0.9)
-    no_accel = distmi.mutual_information(x, y, n_bootstrap=60, n_jackknife=0)
+    no_accel = distmi.mutual_information(x, y, n_bootstrap=60, acceleration="none")
     low, high = bca_interval(np.array([r.value]), boot, 0.95)
     assert no_accel.ci == (low[0], high[0])
+
+
+def test_influence_values_are_the_pointwise_mi():
+    """The acceleration's influence values: pointwise log p(x, y) / (p(x) p(y)) of the fitted
+    mixture, whose sample mean is the plug-in MI; on Gaussians they match the closed-form
+    pointwise MI, and so does the acceleration."""
+    import torch
+
+    from distmi.kernels.gmm_mi_integral import pointwise_log_ratio
+    from distmi.kernels.em import GMMParams
+    from distmi.kernels.significance import influence_acceleration
+
+    rng = np.random.default_rng(3)
+    rho, n = 0.8, 20000
+    x = rng.normal(size=n)
+    y = rho * x + np.sqrt(1 - rho**2) * rng.normal(size=n)
+    cov = torch.tensor([[[[1.0, rho], [rho, 1.0]]]], dtype=torch.float64)
+    params = GMMParams(torch.zeros((1, 1), dtype=torch.float64),
+                       torch.zeros((1, 1, 2), dtype=torch.float64), cov)
+    pts = torch.as_tensor(np.stack([x, y], 1)[None])
+    got = pointwise_log_ratio(params, [(1.0, [0, 1]), (-1.0, [0]), (-1.0, [1])], pts)[0].numpy()
+    closed = (-0.5 * np.log(1 - rho**2)
+              - (rho**2 * (x**2 + y**2) - 2 * rho * x * y) / (2 * (1 - rho**2)))
+    np.testing.assert_allclose(got, closed, rtol=0, atol=1e-10)
+    truth = -0.5 * np.log(1 - rho**2)
+    assert abs(got.mean() - truth) < 4 * got.std() / np.sqrt(n)
+    # the estimator's acceleration equals the closed form's at the fitted Gaussian (K = 1:
+    # the sample's standardised data and correlation)
+    r = distmi.mutual_information(x, y, n_bootstrap=20)
+    xs, ys = (x - x.mean()) / x.std(), (y - y.mean()) / y.std()
+    r_hat = float(np.mean(xs * ys))
+    fitted = (-0.5 * np.log(1 - r_hat**2)
+              - (r_hat**2 * (xs**2 + ys**2) - 2 * r_hat * xs * ys) / (2 * (1 - r_hat**2)))
+    assert r.diagnostics["n_components"] == 1
+    assert r.diagnostics["acceleration"] == pytest.approx(
+        influence_acceleration(fitted[None])[0], rel=1e-3)
 
 
 def test_bad_interval_parameters():

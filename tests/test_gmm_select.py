@@ -29,10 +29,13 @@ def test_split_and_fresh_starts_find_the_mixture():
 
 def test_em_iterations_are_reported_per_stage():
     x, y, _ = _ai(1500, 2)
-    r = distmi.mutual_information(x, y, n_bootstrap=12)
+    r = distmi.mutual_information(x, y, n_bootstrap=12, acceleration="jackknife")
     it = {k: r.diagnostics[f"em_iter_{k}"] for k in ("select", "full", "bootstrap", "jackknife")}
     assert it["select"] > 0 and it["full"] > 0
     assert it["bootstrap"] >= 12 and it["jackknife"] >= 10  # every refit runs >= 1 iteration
+    default = distmi.mutual_information(x, y, n_bootstrap=12)  # influence acceleration: no refits
+    assert default.diagnostics["em_iter_jackknife"] == 0
+    assert default.diagnostics["em_iter_bootstrap"] == it["bootstrap"]
     none = distmi.mutual_information(x, y, n_bootstrap=0)
     assert none.diagnostics["em_iter_bootstrap"] == 0 == none.diagnostics["em_iter_jackknife"]
     assert none.diagnostics["em_iter_select"] == it["select"]

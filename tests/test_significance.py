@@ -124,3 +124,17 @@ def test_difference_z_test():
     assert z[0] == 0 and p[0] == 1.0
     assert p[1] == pytest.approx(2 * stats.norm.sf(2.0))
     assert np.isnan(p[2])
+
+
+def test_influence_acceleration_equals_the_leave_one_out_jackknife_of_a_mean():
+    """For the sample mean the influence values are x_i - mean and the leave-one-out jackknife
+    deviations are (x_i - mean) / (n - 1): both formulas give the same acceleration."""
+    from distmi.kernels.significance import influence_acceleration
+
+    rng = np.random.default_rng(5)
+    x = rng.exponential(size=(3, 200))  # skewed: a clearly non-zero
+    loo = (x.sum(axis=1, keepdims=True) - x) / (x.shape[1] - 1)
+    a = influence_acceleration(x)
+    np.testing.assert_allclose(a, jackknife_acceleration(loo), rtol=1e-10)
+    assert (a > 0.005).all()
+    assert influence_acceleration(np.ones((1, 10)))[0] == 0.0

@@ -100,6 +100,7 @@ class GMMMI(MIEstimator):
         probe_iter: int = 5,
         stop_hopeless: bool = True,
         ci_method: str = "bca",
+        acceleration: str = "influence",
         n_jackknife: int = 10,
         bootstrap_init: str = "warm",
         backend: str = "auto",
@@ -128,6 +129,7 @@ class GMMMI(MIEstimator):
         self.probe_iter = probe_iter
         self.stop_hopeless = stop_hopeless
         self.ci_method = ci_method
+        self.acceleration = acceleration
         self.n_jackknife = n_jackknife
         self.bootstrap_init = bootstrap_init
         self.backend = backend

@@ -9,8 +9,9 @@ weights; the class prior is the empirical one, per bootstrap replicate.
 
 Point estimate = MI of the full-data fit; std = bootstrap standard deviation (ddof=1);
 CI = a bootstrap interval that corrects for the resampling bias of the replicates (BCa by
-default, with the acceleration from a delete-a-group jackknife; or the basic interval; the
-plain percentile interval on request), from :mod:`distmi.kernels.significance`.
+default, with the acceleration from the influence values, i.e. the fitted mixture's pointwise
+MI at every row, or from a delete-a-group jackknife; or the basic interval; the plain
+percentile interval on request), from :mod:`distmi.kernels.significance`.
 """
 
 from __future__ import annotations
@@ -27,10 +28,21 @@ from distmi.core.seeds import derive_rng
 from distmi.core.validation import check_min_samples
 from distmi.estimators.gmm_config import GMMMIConfig
 from distmi.kernels.em import GMMParams
-from distmi.kernels.gmm_mi_integral import categorical_mi, expected_log_ratio, resolve_scheme
+from distmi.kernels.gmm_mi_integral import (
+    categorical_mi,
+    categorical_pointwise,
+    expected_log_ratio,
+    pointwise_log_ratio,
+    resolve_scheme,
+)
 from distmi.kernels.gmm_problems import GMMFitConfig, Problems, bootstrap_counts, jackknife_masks
 from distmi.kernels.gmm_refit import FitOutput, fit_problems
-from distmi.kernels.significance import basic_interval, bca_interval, jackknife_acceleration
+from distmi.kernels.significance import (
+    basic_interval,
+    bca_interval,
+    influence_acceleration,
+    jackknife_acceleration,
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -103,20 +115,29 @@ def _min_samples_check(n: int, cfg: GMMMIConfig, dim: int, what: str) -> None:
 
 
 def n_jackknife_groups(cfg: GMMMIConfig, n_bootstrap: int) -> int:
-    """Jackknife refits needed: only BCa intervals use them (and only with >= 2 replicates)."""
-    return cfg.n_jackknife if cfg.ci_method == "bca" and n_bootstrap >= 2 else 0
+    """Jackknife refits needed: only BCa intervals with ``acceleration="jackknife"`` use them
+    (and only with >= 2 replicates)."""
+    wanted = cfg.ci_method == "bca" and cfg.acceleration == "jackknife" and n_bootstrap >= 2
+    return cfg.n_jackknife if wanted else 0
+
+
+def wants_influence(cfg: GMMMIConfig, n_bootstrap: int) -> bool:
+    """Whether the BCa acceleration comes from the influence values (pointwise MI)."""
+    return cfg.ci_method == "bca" and cfg.acceleration == "influence" and n_bootstrap >= 2
 
 
 def intervals(value: np.ndarray, boot: np.ndarray, jack: np.ndarray | None,
-              cfg: GMMMIConfig) -> tuple[np.ndarray, np.ndarray]:
+              cfg: GMMMIConfig, accel: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Interval ends (P,), (P,) by ``cfg.ci_method`` from estimates (P,), replicates (P, B)
-    and jackknife values (P, J) (BCa acceleration; None or J = 0: a = 0)."""
+    and the BCa acceleration: ``accel`` (P,) when given (influence values), else from the
+    jackknife values (P, J) (None or J < 3: a = 0, the BC interval)."""
     if cfg.ci_method == "percentile":
         ends = np.array([percentile_interval(b, cfg.ci_level) for b in boot]).reshape(-1, 2)
         return ends[:, 0], ends[:, 1]
     if cfg.ci_method == "basic":
         return basic_interval(value, boot, cfg.ci_level)
-    accel = jackknife_acceleration(jack) if jack is not None and jack.shape[1] >= 3 else None
+    if accel is None and jack is not None and jack.shape[1] >= 3:
+        accel = jackknife_acceleration(jack)
     return bca_interval(value, boot, cfg.ci_level, accel)
 
 
@@ -130,12 +151,14 @@ def summarise(
     cfg: GMMMIConfig,
     seed: int,
     n_bootstrap: int,
+    accel: np.ndarray | None = None,
 ) -> list[MIResult]:
-    """One MIResult per problem from point estimates (P,), replicates (P, B), jackknife (P, J)."""
+    """One MIResult per problem from point estimates (P,), replicates (P, B), jackknife (P, J)
+    and the influence-value acceleration (P,) (``acceleration="influence"``)."""
     p = values.shape[0]
     if n_bootstrap >= 2:
         std = np.std(boot, axis=1, ddof=1)
-        low, high = intervals(values, boot, jack, cfg)
+        low, high = intervals(values, boot, jack, cfg, accel)
     else:
         std = np.full(p, math.nan)
         low = high = np.full(p, math.nan)
@@ -153,6 +176,8 @@ def summarise(
             diag["bias_corrected"] = float(2.0 * values[i] - np.mean(boot[i]))
         if jack is not None and jack.shape[1]:
             diag["jackknife"] = jack[i].tolist()
+        if accel is not None:
+            diag["acceleration"] = float(accel[i])
         diag["bootstrap"] = boot[i].tolist()
         out.append(MIResult(
             value=float(values[i]), std=float(std[i]), ci=(float(low[i]), float(high[i])),
@@ -239,6 +264,10 @@ def continuous_pairs(
         if fit.jack is not None
         else None
     )
+    accel = None
+    if wants_influence(cfg, n_bootstrap):
+        accel = influence_acceleration(
+            pointwise_log_ratio(fit.full, terms, data).cpu().numpy())
     diagnostics = []
     for i in range(p):
         diagnostics.append({
@@ -249,7 +278,7 @@ def continuous_pairs(
             **fit_diagnostics(fit, i),
         })
     return summarise(full_mi, boot_mi, jack_mi, diagnostics, n=n, cfg=cfg, seed=seed,
-                     n_bootstrap=n_bootstrap)
+                     n_bootstrap=n_bootstrap, accel=accel)
 
 
 def _class_params(params: GMMParams, n_pairs: int, n_classes: int, reps: int) -> list[GMMParams]:
@@ -322,6 +351,11 @@ def categorical_pairs(
             torch.log(prior).repeat(p, 1),
             **kwargs,
         ).cpu().numpy().reshape(p, n_jack)
+    accel = None
+    if wants_influence(cfg, n_bootstrap):
+        accel = influence_acceleration(categorical_pointwise(
+            _class_params(fit.full, p, n_classes, 1), log_prior_full.expand(p, -1), data,
+            torch.as_tensor(labels, device=device)).cpu().numpy())
     diagnostics = []
     for i in range(p):
         rows = slice(i * n_classes, (i + 1) * n_classes)
@@ -335,4 +369,4 @@ def categorical_pairs(
             **fit_diagnostics(fit, rows),
         })
     return summarise(full_mi, boot_mi, jack_mi, diagnostics, n=n, cfg=cfg, seed=seed,
-                     n_bootstrap=n_bootstrap)
+                     n_bootstrap=n_bootstrap, accel=accel)

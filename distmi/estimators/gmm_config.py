@@ -42,8 +42,11 @@ class GMMMIConfig(StrictParams):
     probe_iter: int = Field(5, ge=1, description="EM iterations before pruning split starts")
     stop_hopeless: bool = Field(True, description="stop candidate K that cannot win the CV score")
     ci_method: Literal["bca", "basic", "percentile"] = "bca"
+    acceleration: Literal["influence", "jackknife", "none"] = Field(
+        "influence", description="BCa acceleration: from the fitted mixture's pointwise MI "
+        "(no refits), a delete-a-group jackknife (n_jackknife refits), or none (BC interval)")
     n_jackknife: int = Field(
-        10, ge=0, le=1000, description="delete-a-group jackknife refits for the BCa acceleration"
+        10, ge=0, le=1000, description="delete-a-group jackknife refits (acceleration='jackknife')"
     )
     bootstrap_init: Literal["warm", "cold"] = "warm"
     backend: Literal["auto", "torch", "compiled"] = "auto"

@@ -231,6 +231,51 @@ def expected_log_ratio(
     return torch.cat(out)
 
 
+def pointwise_log_ratio(params: GMMParams, terms: Sequence[Term], points: torch.Tensor,
+                        chunk: int = 64) -> torch.Tensor:
+    """sum_t sign_t log p_{dims_t}(z) at given points, for each of G mixtures: (G, M).
+
+    With the MI terms this is the pointwise MI log p(x, y) / (p(x) p(y)) at every sample, whose
+    mean is the plug-in MI on those samples and whose centred values are its influence values
+    (the BCa acceleration, :func:`distmi.kernels.significance.influence_acceleration`).
+
+    Args:
+        params: G mixtures of dimension D; points: (G, M, D).
+    """
+    g_total = params.means.shape[0]
+    device = params.means.device
+    out = []
+    for start in range(0, g_total, max(chunk, 1)):
+        idx = torch.arange(start, min(start + chunk, g_total), device=device)
+        sub = params.index(idx)
+        pts = points[start:start + idx.shape[0]]
+        total = torch.zeros(pts.shape[:2], dtype=params.means.dtype, device=device)
+        for sign, dims in terms:
+            m = marginal(sub, dims)
+            dims_idx = torch.as_tensor(list(dims), device=device)
+            total = total + sign * mixture_log_density(pts[..., dims_idx], m.log_weights,
+                                                       m.means, m.covariances)
+        out.append(total)
+    return torch.cat(out)
+
+
+def categorical_pointwise(class_params: list[GMMParams], log_prior: torch.Tensor,
+                          points: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log p(x | c) - log sum_c' pi_c' p(x | c') at each sample (x, c): (G, M).
+
+    Args:
+        class_params: C entries of G mixtures p(x | c); log_prior: (G, C);
+        points: (G, M, D); labels: (M,) class codes of the points.
+    """
+    log_dens = torch.stack([
+        mixture_log_density(points, cp.log_weights, cp.means, cp.covariances)
+        for cp in class_params
+    ], dim=-1)  # (G, M, C)
+    log_mix = torch.logsumexp(log_dens + log_prior[:, None, :], dim=-1)
+    own = torch.gather(log_dens, 2, labels.view(1, -1, 1).expand(log_dens.shape[0], -1, 1))
+    return own[..., 0] - log_mix
+
+
 def categorical_mi(
     class_params: list[GMMParams],
     log_prior: torch.Tensor,

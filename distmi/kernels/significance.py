@@ -235,6 +235,29 @@ def jackknife_acceleration(jackknife: np.ndarray) -> np.ndarray:
     return a
 
 
+def influence_acceleration(influence: np.ndarray) -> np.ndarray:
+    """BCa acceleration a = sum U_i^3 / (6 (sum U_i^2)^{3/2}) from influence values.
+
+    U_i is the (empirical) influence of observation i on the statistic (Efron 1987; DiCiccio &
+    Efron 1996). For a plug-in MI estimate it is the pointwise log ratio
+    log p(x_i, y_i) / (p(x_i) p(y_i)) minus its mean, the influence function of
+    I = E[log p(x, y) / (p(x) p(y))]: no refits are needed, unlike the jackknife.
+
+    Args:
+        influence: shape (P, N), influence values of N observations for P statistics (they
+            are centred here; NaN ignored).
+
+    Returns:
+        shape (P,); 0 where the values do not vary.
+    """
+    u = np.asarray(influence, dtype=np.float64)
+    u = u - np.nanmean(u, axis=1, keepdims=True)
+    num = np.nansum(u**3, axis=1)
+    den = 6.0 * np.nansum(u**2, axis=1) ** 1.5
+    with np.errstate(all="ignore"):
+        return np.where(den > 0, num / den, 0.0)
+
+
 def bca_interval(estimate: np.ndarray, replicates: np.ndarray, level: float = 0.95,
                  acceleration: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Bias-corrected and accelerated (BCa) bootstrap interval, batched over P estimates.
@@ -253,7 +276,8 @@ def bca_interval(estimate: np.ndarray, replicates: np.ndarray, level: float = 0.
         estimate: shape (P,).
         replicates: shape (P, B) (NaN ignored).
         level: coverage level.
-        acceleration: shape (P,) from :func:`jackknife_acceleration`, or None.
+        acceleration: shape (P,) from :func:`influence_acceleration` or
+            :func:`jackknife_acceleration`, or None.
 
     Returns:
         (low, high), each shape (P,); NaN where fewer than 2 finite replicates exist.
