@@ -74,8 +74,8 @@ def test_influence_values_are_the_pointwise_mi():
     pointwise MI, and so does the acceleration."""
     import torch
 
-    from distmi.kernels.gmm_mi_integral import pointwise_log_ratio
     from distmi.kernels.em import GMMParams
+    from distmi.kernels.gmm_mi_integral import pointwise_log_ratio
     from distmi.kernels.significance import influence_acceleration
 
     rng = np.random.default_rng(3)
