@@ -10,7 +10,7 @@ PYTEST_FLAGS ?=
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install demo test test-slow test-gpu lint bench bench-gmm bench-audit clean
+.PHONY: install demo test test-slow test-gpu lint bench bench-gmm bench-audit bench-long clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,23 @@ bench: bench-gmm $(STAMP)
 	$(BIN)/python benchmarks/bench_sliced.py
 	$(BIN)/python benchmarks/bench_neural.py
 	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_sweep.py --throughput --n-throughput 10000
+	$(BIN)/python benchmarks/bench_capture.py --suite minilm
+	$(BIN)/python benchmarks/bench_nif.py --parts links iris digits
+	$(BIN)/python benchmarks/bench_decompose.py
+	$(BIN)/python benchmarks/bench_wkl.py
+	$(BIN)/python benchmarks/bench_infoplane.py --epochs 2 --ref-slices 3 --threads 2
+	$(BIN)/distmi run jobs/minilm_layer_sweep.yaml
+	$(BIN)/python benchmarks/bench_report.py --results out/minilm-layer-sweep
+
+# Longer studies: the screen's false-discovery rate over 20 seeds, scale (Ray workers, memory),
+# the BERT-base capture.
+bench-long: $(STAMP)
+	$(BIN)/python benchmarks/bench_sweep_stats.py
+	$(BIN)/python benchmarks/bench_sweep_scale.py --mode workers
+	$(BIN)/python benchmarks/bench_sweep_scale.py --mode memory
+	$(BIN)/python benchmarks/bench_capture.py --suite bert-base
 
 # The audit study: 20 null audits + 2 changed models of all-MiniLM-L6-v2 (hours on 2 cores),
 # then the report timing on the MiniLM layer sweep (run the sweep first: distmi run jobs/minilm_layer_sweep.yaml).
