@@ -38,13 +38,8 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-@contextmanager
-def ray_head(num_cpus: int = 2, env: dict[str, str] | None = None, timeout_s: float = 120):
-    """Start a head; yield ``(dashboard_url, temp_dir)``; stop it at the end.
-
-    ``env`` adds to the head's environment, e.g. ``RAY_AUTH_MODE=token`` with ``RAY_AUTH_TOKEN``
-    for a head with token auth.
-    """
+def _launch(num_cpus: int, env: dict[str, str] | None):
+    """``ray start --head --block`` on fresh free ports: (process, url, temp dir, log, env)."""
     ray_bin = Path(sys.executable).with_name("ray")
     temp = tempfile.mkdtemp(prefix="dmh", dir="/tmp")  # short: Ray's socket paths are limited
     ports = _free_ports(len(_PORT_OPTIONS) + 1)
@@ -59,39 +54,78 @@ def ray_head(num_cpus: int = 2, env: dict[str, str] | None = None, timeout_s: fl
            f"--temp-dir={temp}", "--disable-usage-stats",
            f"--min-worker-port={worker_lo}", f"--max-worker-port={worker_lo + 50}",
            *(f"--{name}={port}" for name, port in zip(_PORT_OPTIONS, ports, strict=False))]
-    log = open(Path(temp) / "ray-start.log", "w")  # closed below
+    log = open(Path(temp) / "ray-start.log", "w")  # closed by _stop
     proc = subprocess.Popen(cmd, env=head_env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=temp)
-    url = f"http://127.0.0.1:{ports[1]}"
-    token = head_env.get("RAY_AUTH_TOKEN") if head_env["RAY_AUTH_MODE"] == "token" else None
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return proc, f"http://127.0.0.1:{ports[1]}", temp, log, head_env
+
+
+def _stop(proc, temp: str, log) -> None:
+    proc.terminate()  # `ray start --block` drains the node and stops what it started
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"ray start exited ({proc.returncode}): "
-                                   f"{(Path(temp) / 'ray-start.log').read_text()[-2000:]}")
-            try:  # up, and listing its node (the state API lags the start by a few seconds)
-                request = urllib.request.Request(url + "/api/v0/nodes?limit=10", headers=headers)
-                nodes = urllib.request.urlopen(request, timeout=5).read()
-                if b'"node_ip"' in nodes:
-                    break
-                time.sleep(0.5)
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the Ray dashboard at {url} did not come up") from None
-                time.sleep(0.5)
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    try:  # anything left in the session we created
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    log.close()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+class _PortTaken(RuntimeError):
+    """The head exited because a port picked as free was taken before Ray bound it."""
+
+
+@contextmanager
+def ray_head(num_cpus: int = 2, env: dict[str, str] | None = None, timeout_s: float = 120,
+             attempts: int = 3):
+    """Start a head; yield ``(dashboard_url, temp_dir)``; stop it at the end.
+
+    ``env`` adds to the head's environment, e.g. ``RAY_AUTH_MODE=token`` with ``RAY_AUTH_TOKEN``
+    for a head with token auth. Free ports are picked, released and then bound by Ray, so
+    another process (another Ray on the machine) can take one in between; such a start is
+    retried on fresh ports, up to ``attempts`` times.
+    """
+    for attempt in range(attempts):
+        proc, url, temp, log, head_env = _launch(num_cpus, env)
+        try:
+            _wait_until_up(proc, url, temp, head_env, timeout_s)
+        except _PortTaken:
+            _stop(proc, temp, log)
+            if attempt + 1 == attempts:
+                raise
+            continue
+        except BaseException:
+            _stop(proc, temp, log)
+            raise
+        break
+    try:
         yield url, temp
     finally:
-        proc.terminate()  # `ray start --block` drains the node and stops what it started
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        try:  # anything left in the session we created
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        log.close()
-        shutil.rmtree(temp, ignore_errors=True)
+        _stop(proc, temp, log)
+
+
+def _wait_until_up(proc, url: str, temp: str, head_env: dict, timeout_s: float) -> None:
+    token = head_env.get("RAY_AUTH_TOKEN") if head_env["RAY_AUTH_MODE"] == "token" else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            text = (Path(temp) / "ray-start.log").read_text()[-2000:]
+            busy = ("Address already in use" in text or "Failed to start the grpc server" in text
+                    or "Failed to start GCS" in text)
+            kind = _PortTaken if busy else RuntimeError
+            raise kind(f"ray start exited ({proc.returncode}): {text}")
+        try:  # up, and listing its node (the state API lags the start by a few seconds)
+            request = urllib.request.Request(url + "/api/v0/nodes?limit=10", headers=headers)
+            nodes = urllib.request.urlopen(request, timeout=5).read()
+            if b'"node_ip"' in nodes:
+                return
+            time.sleep(0.5)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Ray dashboard at {url} did not come up") from None
+            time.sleep(0.5)
