@@ -86,14 +86,15 @@ def ray_head(num_cpus: int = 2, env: dict[str, str] | None = None, timeout_s: fl
 
     ``env`` adds to the head's environment, e.g. ``RAY_AUTH_MODE=token`` with ``RAY_AUTH_TOKEN``
     for a head with token auth. Free ports are picked, released and then bound by Ray, so
-    another process (another Ray on the machine) can take one in between; such a start is
-    retried on fresh ports, up to ``attempts`` times.
+    another process (another Ray on the machine) can take one in between; a start that exits
+    or does not come up within ``timeout_s`` is retried on fresh ports, up to ``attempts``
+    times (the last error is raised).
     """
     for attempt in range(attempts):
         proc, url, temp, log, head_env = _launch(num_cpus, env)
         try:
             _wait_until_up(proc, url, temp, head_env, timeout_s)
-        except _PortTaken:
+        except RuntimeError:  # a port taken in between, or a start that hung on a busy machine
             _stop(proc, temp, log)
             if attempt + 1 == attempts:
                 raise
