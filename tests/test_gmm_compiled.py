@@ -18,7 +18,7 @@ from distmi.kernels.gaussian_features import (
 )
 from distmi.kernels.gmm_init import n_split_candidates, split_candidates
 from distmi.kernels.gmm_mi_integral import expected_log_ratio, integration_points, marginal
-from distmi.kernels.numba_math import HAVE_NUMBA
+from distmi.kernels.numba_math import FAST_FLAGS, HAVE_NUMBA
 
 pytestmark = pytest.mark.skipif(not HAVE_NUMBA, reason="numba missing")
 
@@ -121,7 +121,7 @@ def test_fast_exp_and_log():
 
     from distmi.kernels.numba_math import exp_nonpositive, log_positive
 
-    @njit(fastmath=True)  # inlined into fastmath loops, as in the kernels
+    @njit(fastmath=set(FAST_FLAGS))  # inlined into loops with the kernels' flags
     def both(x, s):
         e = np.empty_like(x)
         lg = np.empty_like(s)
@@ -171,3 +171,41 @@ def test_split_preserves_moments_and_ranks_by_mass_times_variance():
         axis = evecs[comp][:, int(order[i]) % d]
         assert abs(float(shift @ axis)) == pytest.approx(
             math.sqrt(2 / math.pi) * math.sqrt(float(evals[comp, int(order[i]) % d])))
+
+
+_FRESH_OR_CACHED = """
+import sys
+import numpy as np
+import distmi
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(400, 4))
+X[:, 1] = np.tanh(3 * X[:, 1]) + 0.1 * rng.normal(size=400)
+labels = (X[:, 0] + 0.5 * rng.normal(size=400) > 0).astype(int)
+Y = rng.normal(size=(400, 2))
+Y[:, 0] += X[:, 0] ** 2
+a = distmi.pairwise_mi(X, labels, discrete_y=True, n_bootstrap=3, random_state=0)
+b = distmi.pairwise_mi(X, Y, n_bootstrap=3, random_state=0)
+np.save(sys.argv[1], np.r_[a.estimate, a.ci_low, b.estimate, b.ci_high])
+"""
+
+
+def test_fresh_and_cached_kernels_give_the_same_bits(tmp_path):
+    """A kernel compiled fresh (the first process on a machine, or a new Ray actor) and the same
+    kernel loaded from numba's cache give identical numbers: the compiled code's floating-point
+    flags never let LLVM reorder sums (which it did differently in the two cases)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(_FRESH_OR_CACHED)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    outs = []
+    for name in ("fresh", "cached"):  # the first run compiles into the empty cache dir
+        out = tmp_path / f"{name}.npy"
+        subprocess.run([sys.executable, str(script), str(out)], env=env, check=True,
+                       timeout=900)
+        outs.append(np.load(out))
+    assert any((tmp_path / "numba-cache").rglob("*.nbi")), "the first run cached nothing"
+    np.testing.assert_array_equal(outs[0], outs[1])

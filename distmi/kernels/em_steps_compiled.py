@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from distmi.kernels.numba_math import HAVE_NUMBA
+from distmi.kernels.numba_math import FAST_FLAGS, HAVE_NUMBA
 
 BLOCK = 256
 EPS = float(np.finfo(np.float64).eps)
@@ -30,7 +30,7 @@ if HAVE_NUMBA:
     from distmi.kernels.numba_math import exp_nonpositive, log_positive
 
     _jit = numba.njit(nogil=True, cache=True)
-    _jit_fast = numba.njit(nogil=True, cache=True, fastmath=True)
+    _jit_fast = numba.njit(nogil=True, cache=True, fastmath=set(FAST_FLAGS))
 
     # ------------------------------------------------------------ component coefficients
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from distmi.kernels.em_compiled import _run_chunks
 from distmi.kernels.em_steps_compiled import BLOCK
-from distmi.kernels.numba_math import HAVE_NUMBA
+from distmi.kernels.numba_math import FAST_FLAGS, HAVE_NUMBA
 
 if HAVE_NUMBA:
     import numba
@@ -33,7 +33,7 @@ if HAVE_NUMBA:
     from distmi.kernels.numba_math import exp_nonpositive, log_positive
 
     _jit = numba.njit(nogil=True, cache=True)
-    _jit_fast = numba.njit(nogil=True, cache=True, fastmath=True)
+    _jit_fast = numba.njit(nogil=True, cache=True, fastmath=set(FAST_FLAGS))
 
     @_jit_fast
     def _log_density_block(xs, nb, dim, mu, whiten, logc, lp, peak, scale, out):  # pragma: no cover
