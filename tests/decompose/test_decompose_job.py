@@ -67,26 +67,15 @@ def test_local_job_commits_every_layer_and_resumes(tmp_path):
 
 
 @pytest.mark.ray
-def test_ray_actors_give_the_in_process_maps(tmp_path):
-    pytest.importorskip("ray")
-    import ray
+def test_ray_actors_give_the_in_process_maps(tmp_path, ray_local):
+    from distmi.engine.ray_executor import RayExecutor
 
-    started = False
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-        started = True
-    try:
-        from distmi.engine.ray_executor import RayExecutor
-
-        spec_local = _spec(tmp_path / "local", layers=("act2",))
-        spec_ray = _spec(tmp_path / "ray", layers=("act2",))
-        run_explain_job(spec_local)
-        res = run_explain_job(spec_ray, executor=RayExecutor(workers=1, cpus_per_worker=1.0))
-        assert res.manifest["executor"] == "ray"
-        with np.load(tmp_path / "local" / "layers" / "act2" / "maps.npz") as a, \
-                np.load(tmp_path / "ray" / "layers" / "act2" / "maps.npz") as b:
-            for name in ("total", "decision", "mask"):
-                np.testing.assert_array_equal(a[name], b[name])
-    finally:
-        if started:
-            ray.shutdown()
+    spec_local = _spec(tmp_path / "local", layers=("act2",))
+    spec_ray = _spec(tmp_path / "ray", layers=("act2",))
+    run_explain_job(spec_local)
+    res = run_explain_job(spec_ray, executor=RayExecutor(workers=1, cpus_per_worker=1.0))
+    assert res.manifest["executor"] == "ray"
+    with np.load(tmp_path / "local" / "layers" / "act2" / "maps.npz") as a, \
+            np.load(tmp_path / "ray" / "layers" / "act2" / "maps.npz") as b:
+        for name in ("total", "decision", "mask"):
+            np.testing.assert_array_equal(a[name], b[name])

@@ -29,23 +29,3 @@ def planted_dataset(tmp_path_factory):
                   model_id="planted", block_units=16)
     return path
 
-
-@pytest.fixture(scope="session")
-def _ray_session():
-    ray = pytest.importorskip("ray")
-    started = False
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-        started = True
-    yield ray
-    if started and ray.is_initialized():
-        ray.shutdown()
-
-
-@pytest.fixture
-def ray_local(_ray_session):
-    """The session's local Ray (restarted if a cluster test shut it down)."""
-    ray = _ray_session
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    return ray

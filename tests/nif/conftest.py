@@ -24,25 +24,6 @@ def iris_flow(iris_bundle):
         feature_names=iris_bundle.feature_names, class_names=iris_bundle.class_names)
 
 
-@pytest.fixture(scope="session")
-def _ray_session():
-    ray = pytest.importorskip("ray")
-    started = False
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-        started = True
-    yield ray
-    if started and ray.is_initialized():
-        ray.shutdown()
-
-
-@pytest.fixture
-def ray_local(_ray_session):
-    ray = _ray_session
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    return ray
-
 
 def gaussian_network(n: int, seed: int = 0):
     """A linear-Gaussian 'network' x (3) -> h (4) -> o (2) with closed-form link MI.
