@@ -222,12 +222,7 @@ def expected_log_ratio(
             out.append(total)
             continue
         pts, w = integration_points(sub, scheme, mc_normals=mc_normals, mc_uniforms=mc_uniforms)
-        for sign, dims in terms:
-            m = marginal(sub, dims)
-            dims_idx = torch.as_tensor(list(dims), device=device)
-            log_p = mixture_log_density(pts[..., dims_idx], m.log_weights, m.means, m.covariances)
-            total = total + sign * (w * log_p).sum(-1)
-        out.append(total)
+        out.append((w * pointwise_log_ratio(sub, terms, pts, chunk=idx.shape[0])).sum(-1))
     return torch.cat(out)
 
 
@@ -259,6 +254,12 @@ def pointwise_log_ratio(params: GMMParams, terms: Sequence[Term], points: torch.
     return torch.cat(out)
 
 
+def _class_log_densities(class_params: list[GMMParams], points: torch.Tensor) -> torch.Tensor:
+    """log p(x | c) of every class mixture at points (G, M, D): (G, M, C)."""
+    return torch.stack([mixture_log_density(points, cp.log_weights, cp.means, cp.covariances)
+                        for cp in class_params], dim=-1)
+
+
 def categorical_pointwise(class_params: list[GMMParams], log_prior: torch.Tensor,
                           points: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """log p(x | c) - log sum_c' pi_c' p(x | c') at each sample (x, c): (G, M).
@@ -267,10 +268,7 @@ def categorical_pointwise(class_params: list[GMMParams], log_prior: torch.Tensor
         class_params: C entries of G mixtures p(x | c); log_prior: (G, C);
         points: (G, M, D); labels: (M,) class codes of the points.
     """
-    log_dens = torch.stack([
-        mixture_log_density(points, cp.log_weights, cp.means, cp.covariances)
-        for cp in class_params
-    ], dim=-1)  # (G, M, C)
+    log_dens = _class_log_densities(class_params, points)  # (G, M, C)
     log_mix = torch.logsumexp(log_dens + log_prior[:, None, :], dim=-1)
     own = torch.gather(log_dens, 2, labels.view(1, -1, 1).expand(log_dens.shape[0], -1, 1))
     return own[..., 0] - log_mix
@@ -302,15 +300,7 @@ def categorical_mi(
             class_params[c], scheme, n_nodes=n_nodes, mc_normals=mc_normals,
             mc_uniforms=mc_uniforms,
         )
-        log_dens = torch.stack(
-            [
-                mixture_log_density(
-                    pts, cp.log_weights, cp.means, cp.covariances
-                )
-                for cp in class_params
-            ],
-            dim=-1,
-        )  # (G, J, C)
+        log_dens = _class_log_densities(class_params, pts)  # (G, J, C)
         log_mix = torch.logsumexp(log_dens + log_prior[:, None, :], dim=-1)  # (G, J)
         integrand = log_dens[..., c] - log_mix
         integrand = torch.where(w > 0, integrand, torch.zeros_like(integrand))
