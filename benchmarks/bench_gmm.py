@@ -125,6 +125,8 @@ def main() -> None:
     parser.add_argument("--sweep-reference-pairs", type=int, default=8)
     parser.add_argument("--sweep-bootstrap", type=int, default=20)
     parser.add_argument("--family-datasets", type=int, default=3)
+    parser.add_argument("--select-samples", type=int, default=None,
+                        help="families case: choose K on this many rows (default: distmi's)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per side for the N=2000 cases (median reported)")
     parser.add_argument("--threads", type=int, default=1,
@@ -253,13 +255,15 @@ def families(args, with_reference: bool) -> None:
     from distmi.testing.mi_families import FAMILIES, batch
 
     nd = args.family_datasets
-    print(f"\n== 1-D families, N=5000, {nd} datasets each, no bootstrap (error = estimate - "
-          "truth, mean over datasets) ==")
+    select = {} if args.select_samples is None else {"select_samples": args.select_samples}
+    print(f"\n== 1-D families, N=5000, {nd} datasets each, no bootstrap{', ' if select else ''}"
+          f"{', '.join(f'{k}={v}' for k, v in select.items())} (error = estimate - truth, mean "
+          "over datasets) ==")
     rows = []
     for i, (name, fam) in enumerate(FAMILIES.items()):
         X, Y = batch(name, 5000, nd, seed=300 + i)
         table, wall, _ = timed_cpu(lambda X=X, Y=Y: distmi.pairwise_mi(
-            X, Y, pairs=[(j, j) for j in range(nd)], n_bootstrap=0))
+            X, Y, pairs=[(j, j) for j in range(nd)], n_bootstrap=0, **select))
         err = table.estimate.to_numpy() - fam.truth()
         line = (f"  {name:16s} true {fam.truth():.4f}  distmi {err.mean():+.4f} "
                 f"(sd {err.std():.4f}, K {table.n_components.tolist()}, {wall:.1f} s)")

@@ -41,9 +41,10 @@ EXP_FLOOR = -708.0
 # reordered. With full fastmath ("reassoc") the bits of a result depended on how LLVM inlined
 # and vectorised a reduction, which differs between a kernel compiled fresh and one loaded from
 # numba's cache: a Ray actor and the driver gave estimates 1e-16 apart, breaking "same seed,
-# same numbers". FMA contraction keeps ~40% of the speed full fastmath had (measured on the
-# GMM sweep: 2.8 s with these flags, 2.5 s fastmath, 3.9 s strict IEEE) and is stable across
-# compilations (tests/test_gmm_compiled.py::test_fresh_and_cached_kernels_give_the_same_bits).
+# same numbers". The benchmark GMM sweep (`benchmarks/bench_gmm.py --cases sweep`,
+# BENCHMARKS.md) took 3.24 s with these flags against 2.72 s with full fastmath; contraction
+# is stable across compilations
+# (tests/test_gmm_compiled.py::test_fresh_and_cached_kernels_give_the_same_bits).
 FAST_FLAGS = frozenset({"nnan", "ninf", "nsz", "arcp", "contract", "afn"})
 
 if HAVE_NUMBA:
