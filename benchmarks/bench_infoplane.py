@@ -150,6 +150,10 @@ def main() -> None:
     acts0 = layer_acts(x, 0, total_epochs, args.seed)
     ref0 = None
     for tree in ("scipy", "sklearn"):
+        # untimed warm-up: the first call imports scipy.spatial / sklearn.neighbors (~0.3 s),
+        # which would otherwise be charged to the timed slices of the first layer
+        reference_unit(x, acts0[0], labels, plane.frames_x, plane.frames("layer0", WIDTHS[0]),
+                       args.k, args.seed, cfg.jitter, 1, tree)
         per_slice, per_slice_cpu = [], []
         for li, a in enumerate(acts0):
             frames_l = plane.frames(f"layer{li}", a.shape[1])

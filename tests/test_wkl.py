@@ -273,7 +273,7 @@ def test_bad_input_messages() -> None:
 
 
 def test_single_large_order_kernel_is_exact() -> None:
-    """k >= 16 alone takes the threshold-and-select kernel; it must equal the k-d tree."""
+    """k >= 8 alone takes the threshold-and-count kernel; it must equal the k-d tree."""
     rng = np.random.default_rng(12)
     x = rng.normal(size=(3, 900))
     y = np.where(rng.random((3, 900)) < 0.5, x, -x) + 0.2 * rng.normal(size=(3, 900))
@@ -285,6 +285,56 @@ def test_single_large_order_kernel_is_exact() -> None:
             expect = _tree_mean_logs(np.stack([x[b], y[b]], 1), np.array([25]), p)
             np.testing.assert_allclose(ml[b], expect, atol=1e-10)
         np.testing.assert_allclose(pts.mean(axis=1), ml[:, 0], atol=1e-12)
+
+
+def test_counting_selection_equals_a_sort() -> None:
+    """The k-th smallest by bracket counting, whatever the guess, with ties and zeros."""
+    from distmi.kernels.wkl_select import kth_by_counting
+
+    rng = np.random.default_rng(5)
+    scratch = np.empty(400)
+    for trial in range(300):
+        m = int(rng.integers(1, 300))
+        a = rng.random(m) ** 0.5
+        if trial % 3 == 1:
+            a = np.round(a * 7) / 8  # heavy ties
+        if trial % 3 == 2:
+            a[: m // 2] = 0.0  # duplicate points: zero distances
+        hi = float(a.max()) + 1e-3
+        kth = int(rng.integers(0, m))
+        guess = float(rng.choice([-1.0, 0.0, hi, 2 * hi, np.sort(a)[kth], rng.random() * hi]))
+        expect = np.sort(a)[kth]
+        if trial % 2:  # candidates at or beyond the threshold are never chosen
+            a = rng.permutation(np.concatenate([a, hi + rng.random(50), [hi, hi]]))
+        before = a.copy()
+        got = kth_by_counting(a, a.size, kth, hi, m, guess, scratch)
+        assert got == expect, (trial, m, kth, guess)
+        np.testing.assert_array_equal(a, before)
+
+
+@pytest.mark.parametrize("k", [8, 12, 25])
+def test_counting_kernel_with_duplicate_points(k: int) -> None:
+    """Repeated points (zero distances among the candidates) and a far outlier: still the k-d
+    tree's distances; a point with k copies has distance 0 (mean -inf), and the next points
+    still get a positive threshold."""
+    rng = np.random.default_rng(k)
+    x = rng.normal(size=(3, 600))
+    y = rng.normal(size=(3, 600))
+    x[0, 100:106] = x[0, 99]  # 7 copies of one point: fewer than k, distances stay positive
+    y[0, 100:106] = y[0, 99]
+    x[1, 0] = 40.0  # an outlier whose k-th distance is far beyond its neighbour's
+    x[2, 200:240] = x[2, 199]  # 41 copies: their k-th distance is 0
+    y[2, 200:240] = y[2, 199]
+    for metric, p in (("chebyshev", np.inf), ("euclidean", 2.0)):
+        ml, pts = mean_log_knn_2d(x, y, np.array([k]), metric, weights=np.array([1.0]))
+        for b in range(3):
+            z = np.stack([x[b], y[b]], 1)
+            with np.errstate(divide="ignore"):
+                expect = np.log(cKDTree(z).query(z, k=k + 1, p=p)[0][:, k])
+            np.testing.assert_array_equal(np.isinf(pts[b]), np.isinf(expect))
+            finite = np.isfinite(expect)
+            np.testing.assert_allclose(pts[b, finite], expect[finite], atol=1e-12)
+        assert ml[2, 0] == -np.inf and np.isinf(pts[2]).sum() == 41
 
 
 def test_default_orders_keep_weights_bounded() -> None:

@@ -142,15 +142,21 @@ def entropy_rows_1d_terms(rows: np.ndarray, cfg: WKLConfig, order: np.ndarray | 
 
     ``order``: the rows' argsorts if known. Needs the compiled or numpy sorted path.
     """
-    b, n = rows.shape
     order = np.argsort(rows, axis=1) if order is None else order
+    h, pts = entropy_sorted_rows_1d_terms(np.take_along_axis(rows, order, 1), cfg)
+    return h, _unsort(pts, order)
+
+
+def entropy_sorted_rows_1d_terms(xs: np.ndarray, cfg: WKLConfig
+                                 ) -> tuple[np.ndarray, np.ndarray]:
+    """H_w of B 1-D samples whose rows are sorted ascending (B, n), and the per-point terms
+    e (B, n) in that sorted order."""
+    b, n = xs.shape
     plan = cfg.plan(1, n)
-    xs = np.take_along_axis(rows, order, 1)
     ml, pts = run_row_blocks(
         lambda sl: mean_log_knn_1d(xs[sl], plan.orders, presorted=True, weights=plan.weights),
         b, n, cfg.n_jobs)
-    h = entropy_from_mean_logs(ml, plan.orders, plan.weights, n, 1, cfg.metric)
-    return h, _unsort(pts, order)
+    return entropy_from_mean_logs(ml, plan.orders, plan.weights, n, 1, cfg.metric), pts
 
 
 def mi_rows_terms(x: np.ndarray, y: np.ndarray, cfg: WKLConfig) -> tuple[np.ndarray, np.ndarray]:

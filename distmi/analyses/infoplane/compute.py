@@ -199,19 +199,25 @@ class SlicedPlane:
         hxy, exy = joint(lr, ol, True)
         acc_xl.values[sl] = hx + hl - hxy
         acc_xl.add_terms(ex + el - exy)
-        value, terms = self._class_part(lr, self.labels, hl, el)
+        value, terms = self._class_part(lr, ol, self.labels, hl, el)
         acc_ly.values[sl] = value
         acc_ly.add_terms(terms)
         for p, perm in enumerate(perms):
             inverse = np.empty_like(perm)
             inverse[perm] = np.arange(len(perm))
             acc_xl.nulls[p, sl] = hx + hl - joint(lr[:, perm], inverse[ol], False)
-            acc_ly.nulls[p, sl] = self._class_part(lr, self.labels[perm], hl, None)[0]
+            acc_ly.nulls[p, sl] = self._class_part(lr, ol, self.labels[perm], hl, None)[0]
 
-    def _class_part(self, lr: np.ndarray, labels: np.ndarray, hl: np.ndarray,
-                    el: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """H(L) - sum_c p_c H(L | c) per slice, and its per-point terms when ``el`` is given."""
-        from distmi.estimators.wkl_compute import entropy_rows_1d, entropy_rows_1d_terms
+    def _class_part(self, lr: np.ndarray, order: np.ndarray, labels: np.ndarray,
+                    hl: np.ndarray, el: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """H(L) - sum_c p_c H(L | c) per slice, and its per-point terms when ``el`` is given.
+
+        ``order``: the rows' argsorts. A stable sort of the class codes along each sorted row
+        lays the classes out one after the other, each still sorted, so no class is sorted
+        again: class c holds columns [start_c, start_c + n_c) of every row.
+        """
+        from distmi.estimators.wkl_compute import entropy_rows_1d, entropy_sorted_rows_1d_terms
 
         keep, members, weights = (self.groups_y if labels is self.labels
                                   else _class_groups(labels))
@@ -223,16 +229,24 @@ class SlicedPlane:
 
                 return mi_rows_labels(lr, labels, self.wkl), None
             return mi_rows_labels_terms(lr, labels, self.wkl)
+        codes = np.unique(labels, return_inverse=True)[1].reshape(-1)
+        codes = codes.astype(np.int16 if len(members) < 2**15 else np.int64)  # radix sort
+        by_class = np.take_along_axis(order, np.argsort(codes[order], axis=1, kind="stable"), 1)
+        grouped = np.take_along_axis(lr, by_class, 1)
         value = hl.copy()
         terms = None if el is None else el.copy()
+        rows = np.arange(len(lr))[:, None]
+        start = 0
         for idx, p in zip(members, weights, strict=True):
-            sub = np.ascontiguousarray(lr[:, idx])
+            cols = slice(start, start + idx.size)
+            start += idx.size
+            sub = np.ascontiguousarray(grouped[:, cols])
             if terms is None:
-                value -= p * entropy_rows_1d(sub, self.wkl)
+                value -= p * entropy_rows_1d(sub, self.wkl, presorted=True)
             else:
-                h_c, e_c = entropy_rows_1d_terms(sub, self.wkl)
+                h_c, e_c = entropy_sorted_rows_1d_terms(sub, self.wkl)
                 value -= p * h_c
-                terms[:, idx] -= e_c
+                terms[rows, by_class[:, cols]] -= e_c
         return value, terms
 
     def _ksg_block(self, b: int, sl: slice, lr: np.ndarray, perms: list, groups: list,
