@@ -90,6 +90,37 @@ def _below(a: float, v: float, inclusive: int) -> int:
 
 
 @_jit
+def deal_columns(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np.ndarray,
+                 s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Column layout of a 2-D sample of n points: column c holds x-ranks [c s, c s + s), each
+    column sorted by y, built by dealing the points out in y-order (no per-column sort).
+
+    Args:
+        x, y: (n,) coordinates; order_x, order_y: their argsorts; s: points per column.
+    Returns:
+        cy, cx (n,): the coordinates in column layout; origin (n,): the point at each place;
+        rank_x (n,): each point's x-rank.
+    """
+    n = x.size
+    rank_x = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        rank_x[order_x[t]] = t
+    fill = np.arange((n + s - 1) // s) * s
+    cy = np.empty(n)
+    cx = np.empty(n)
+    origin = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        j = order_y[t]
+        c = rank_x[j] // s
+        q = fill[c]
+        fill[c] = q + 1
+        cy[q] = y[j]
+        cx[q] = x[j]
+        origin[q] = j
+    return cy, cx, origin, rank_x
+
+
+@_jit
 def _lower_bound(a: np.ndarray, lo: int, hi: int, v: float) -> int:
     """First index in [lo, hi) with a[index] >= v (hi if none); a ascending, branch-free."""
     size = hi - lo
@@ -202,22 +233,7 @@ def _row_counts(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np.n
     nb = (n + s - 1) // s
     # column layout: column c holds x-ranks [c s, c s + s), each column sorted by y, built by
     # dealing the points out in y-order (no per-column sort)
-    rank_x = np.empty(n, dtype=np.int64)
-    for t in range(n):
-        rank_x[order_x[t]] = t
-    fill = np.arange(nb) * s
-    cy = np.empty(n)
-    cx = np.empty(n)
-    rank_of = np.empty(n, dtype=np.int64)  # position in the column layout -> x-rank
-    for t in range(n):
-        j = order_y[t]
-        r = rank_x[j]
-        c = r // s
-        q = fill[c]
-        fill[c] = q + 1
-        cy[q] = y[j]
-        cx[q] = x[j]
-        rank_of[q] = r
+    cy, cx, origin, rank_x = deal_columns(x, y, order_x, order_y, s)
     buf = np.empty(k)
     radii = np.zeros(2)
     up_ptr = 0
@@ -229,7 +245,7 @@ def _row_counts(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np.n
         if p == c * s:
             up_ptr = (c + 1) * s
             down_ptr = (c - 1) * s
-        i = rank_of[p]
+        i = rank_x[origin[p]]
         xi = cx[p]
         yi = cy[p]
         buf[:] = np.inf

@@ -38,28 +38,11 @@ import math
 
 import numpy as np
 
+from distmi.kernels.knn_compiled import HAVE_NUMBA, _jit, _less, _lower_bound, deal_columns
 from distmi.kernels.knn_grid import row_correlations
 
 SWEEP_J = 4  # 1-D orders at least this large find their windows by a sweep, not a search
 SELECT_K = 8  # a single order at least this large uses distmi.kernels.wkl_select
-
-try:
-    import numba
-
-    HAVE_NUMBA = True
-    _jit = numba.njit(nogil=True, cache=True)
-except ImportError:  # pragma: no cover - installs without numba use the numpy/k-d tree paths
-    HAVE_NUMBA = False
-
-    def _jit(func):
-        return func
-
-
-@_jit
-def _less(a: float, v: float) -> int:
-    """1 if a < v else 0, as arithmetic on the sign bit (no branch; see knn_compiled._less)."""
-    return np.int64(np.signbit((a - v) + 0.0))
-
 
 @_jit
 def _row_1d(xs: np.ndarray, orders: np.ndarray, weights: np.ndarray, out: np.ndarray,
@@ -179,19 +162,6 @@ def _walk(cy: np.ndarray, cx: np.ndarray, a: int, e: int, up: int, down: int, xi
 
 
 @_jit
-def _lower_bound(a: np.ndarray, lo: int, hi: int, v: float) -> int:
-    """First index in [lo, hi) with a[index] >= v (hi if none); a ascending."""
-    size = hi - lo
-    if size <= 0:
-        return lo
-    while size > 1:
-        half = size >> 1
-        lo += half & -_less(a[lo + half], v)
-        size -= half
-    return lo + _less(a[lo], v)
-
-
-@_jit
 def _row_2d(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np.ndarray, s: int,
             orders: np.ndarray, weights: np.ndarray, euclid: bool, out: np.ndarray,
             point_out: np.ndarray) -> None:
@@ -203,21 +173,7 @@ def _row_2d(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np.ndarr
     k1 = k - 1
     xs = x[order_x]
     nb = (n + s - 1) // s
-    rank_x = np.empty(n, dtype=np.int64)
-    for t in range(n):
-        rank_x[order_x[t]] = t
-    fill = np.arange(nb) * s
-    cy = np.empty(n)
-    cx = np.empty(n)
-    origin = np.empty(n, dtype=np.int64)
-    for t in range(n):  # deal the points out in y-order: every column comes out y-sorted
-        j = order_y[t]
-        c = rank_x[j] // s
-        q = fill[c]
-        fill[c] = q + 1
-        cy[q] = y[j]
-        cx[q] = x[j]
-        origin[q] = j
+    cy, cx, origin, _ = deal_columns(x, y, order_x, order_y, s)  # columns, each y-sorted
     buf = np.empty(k)
     acc = np.zeros(orders.size)
     up_ptr = 0

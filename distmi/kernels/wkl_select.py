@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from distmi.kernels.wkl_compiled import _jit, _lower_bound
+from distmi.kernels.knn_compiled import _jit, _lower_bound, deal_columns
 
 FIRST_GUESS = 1.15  # first threshold: this times the previous point's k-th distance
 GROWTH = 1.2  # threshold growth when fewer than k candidates were below it
@@ -180,21 +180,7 @@ def _row_2d_kth(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np.n
     per_point = point_out.size == n
     xs = x[order_x]
     nb = (n + s - 1) // s
-    rank_x = np.empty(n, dtype=np.int64)
-    for r in range(n):
-        rank_x[order_x[r]] = r
-    fill = np.arange(nb) * s
-    cy = np.empty(n)
-    cx = np.empty(n)
-    origin = np.empty(n, dtype=np.int64)
-    for r in range(n):  # deal the points out in y-order: every column comes out y-sorted
-        j = order_y[r]
-        c = rank_x[j] // s
-        q = fill[c]
-        fill[c] = q + 1
-        cy[q] = y[j]
-        cx[q] = x[j]
-        origin[q] = j
+    cy, cx, origin, _ = deal_columns(x, y, order_x, order_y, s)  # columns, each y-sorted
     cand = np.empty(n)
     scratch = np.empty(n)
     acc = 0.0
