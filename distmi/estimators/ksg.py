@@ -20,16 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from distmi.core.errors import InvalidInputError, InvalidParameterError, TooFewSamplesError
+from distmi.core.errors import InvalidInputError, InvalidParameterError
 from distmi.core.results import MIResult
 from distmi.core.seeds import resolve_seed
 from distmi.core.validation import as_float_matrix, check_int
 from distmi.estimators.base import MIEstimator
 from distmi.estimators.ksg_config import (
     KSGConfig,
+    check_class_sizes,
     check_neighbours,
     half_sample,
     half_sample_error,
+    pair_rows,
     parse_ksg_config,
     prepare_rows,
     validate_ksg_params,
@@ -114,15 +116,6 @@ def solve_nd(x: np.ndarray, y: np.ndarray, config: KSGConfig, discrete_y: bool) 
                      config.memory_budget)
 
 
-def _check_labels(labels: np.ndarray) -> None:
-    if np.bincount(labels).max() < 2:
-        raise TooFewSamplesError(
-            f"every class has a single sample ({labels.size} samples, {labels.max() + 1} "
-            "classes); the nearest-neighbour estimator needs classes with at least 2 members: "
-            "pass more samples per class."
-        )
-
-
 def _result(value: float, reps: np.ndarray, n: int, config: KSGConfig, discrete_y: bool,
             dims: tuple[int, int], n_bootstrap: int, seed: int) -> MIResult:
     std, ci = half_sample_error(value, reps, n, config.ci_level)
@@ -153,7 +146,7 @@ def estimate(
     check_neighbours(n, config.k, n_bootstrap)
     xr = prepare_rows(x.T, random_state, "x", config.jitter)  # (dx, n)
     if discrete_y:
-        _check_labels(y)
+        check_class_sizes(y)
         yr, dy = y, 1
     else:
         yr = prepare_rows(y.T, random_state, "y", config.jitter)
@@ -193,13 +186,9 @@ def estimate_pairs(
     config = parse_ksg_config(**params)
     n = X.shape[0]
     check_neighbours(n, config.k, n_bootstrap)
-    xr = prepare_rows(X.T, random_state, "x", config.jitter)  # (p, n)
-    px = xr[pairs[:, 0]]
+    px, py = pair_rows(X, Y, pairs, discrete_y, random_state, config.jitter)  # (P, n)
     if discrete_y:
-        _check_labels(Y)
         py = np.broadcast_to(Y, px.shape)
-    else:
-        py = prepare_rows(Y.T, random_state, "y", config.jitter)[pairs[:, 1]]
     values = solve_1d(px, py, config, discrete_y)
     reps = np.empty((len(pairs), n_bootstrap))
     for b in range(n_bootstrap):

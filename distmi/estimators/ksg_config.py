@@ -98,6 +98,28 @@ def prepare_rows(rows: np.ndarray, seed: int, role: str, jitter: float) -> np.nd
     return out
 
 
+def check_class_sizes(labels: np.ndarray) -> None:
+    """Raise unless some class of the label codes (n,) has at least 2 members (k-NN estimators
+    with labels need a neighbour within the class)."""
+    if np.bincount(labels).max() < 2:
+        raise TooFewSamplesError(
+            f"every class has a single sample ({labels.size} samples, {labels.max() + 1} "
+            "classes); the nearest-neighbour estimators need classes with at least 2 members: "
+            "pass more samples per class."
+        )
+
+
+def pair_rows(X: np.ndarray, Y: np.ndarray, pairs: np.ndarray, discrete_y: bool, seed: int,
+              jitter: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """Prepared 1-D rows of column pairs: X[:, i] as px (P, n) and Y[:, j] as py (P, n), each
+    column standardised and jittered exactly as alone; py is None for labels Y (checked)."""
+    px = prepare_rows(X.T, seed, "x", jitter)[pairs[:, 0]]
+    if discrete_y:
+        check_class_sizes(Y)
+        return px, None
+    return px, prepare_rows(Y.T, seed, "y", jitter)[pairs[:, 1]]
+
+
 def half_sample(seed: int, replicate: int, n: int) -> np.ndarray:
     """Sorted indices of the replicate's half-sample, r = n // 2 rows without replacement."""
     rng = derive_rng(seed, "half-sample", replicate)

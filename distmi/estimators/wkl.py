@@ -32,7 +32,13 @@ from distmi.core.results import MIResult
 from distmi.core.seeds import check_seed, derive_rng
 from distmi.core.validation import as_float_matrix
 from distmi.estimators.base import MIEstimator
-from distmi.estimators.ksg_config import half_sample, half_sample_error, prepare_rows
+from distmi.estimators.ksg_config import (
+    check_class_sizes,
+    half_sample,
+    half_sample_error,
+    pair_rows,
+    prepare_rows,
+)
 from distmi.estimators.registry import MethodSpec
 from distmi.estimators.wkl_compute import (
     entropy_nd,
@@ -78,14 +84,6 @@ def warn_high_dimension(d: int) -> None:
             "variables.", RuntimeWarning, stacklevel=3)
 
 
-def _check_labels(labels: np.ndarray) -> None:
-    if np.bincount(labels).max() < 2:
-        raise TooFewSamplesError(
-            f"every class has a single sample ({labels.size} samples); the conditional "
-            "entropies need classes with at least 2 members: pass more samples per class."
-        )
-
-
 def _solve(xr: np.ndarray, yr: np.ndarray, discrete_y: bool, cfg: WKLConfig) -> float:
     """One problem on prepared rows: xr (dx, n), yr (dy, n) or labels (n,)."""
     x3 = np.ascontiguousarray(xr.T)[None]
@@ -121,7 +119,7 @@ def estimate(
     warn_high_dimension(dx + (0 if discrete_y else y.shape[1]))
     xr = prepare_rows(x.T, random_state, "x", cfg.jitter)  # (dx, n)
     if discrete_y:
-        _check_labels(y)
+        check_class_sizes(y)
         yr, dy = y, 0
     else:
         yr = prepare_rows(y.T, random_state, "y", cfg.jitter)
@@ -161,12 +159,7 @@ def estimate_pairs(
     cfg = parse_wkl_config(**params).resolved()
     n = X.shape[0]
     check_wkl_sample(n, n_bootstrap)
-    px = prepare_rows(X.T, random_state, "x", cfg.jitter)[pairs[:, 0]]  # (P, n)
-    if discrete_y:
-        _check_labels(Y)
-        py = None
-    else:
-        py = prepare_rows(Y.T, random_state, "y", cfg.jitter)[pairs[:, 1]]
+    px, py = pair_rows(X, Y, pairs, discrete_y, random_state, cfg.jitter)  # (P, n); labels: None
 
     def solve(rows: np.ndarray | slice) -> np.ndarray:
         if discrete_y:
