@@ -57,6 +57,7 @@ bench: bench-gmm $(STAMP)
 	$(BIN)/python benchmarks/bench_nif.py --parts links iris digits
 	$(BIN)/python benchmarks/bench_decompose.py
 	$(BIN)/python benchmarks/bench_wkl.py
+	$(BIN)/python benchmarks/bench_wkl_kernels.py
 	$(BIN)/python benchmarks/bench_infoplane.py --epochs 2 --ref-slices 3 --threads 2
 	$(BIN)/distmi run jobs/minilm_layer_sweep.yaml
 	$(BIN)/python benchmarks/bench_report.py --results out/minilm-layer-sweep

@@ -20,6 +20,7 @@ extrapolates to 30 (printed as such).
 
     .venv/bin/python benchmarks/bench_infoplane.py                         # full workload
     .venv/bin/python benchmarks/bench_infoplane.py --epochs 2 --ref-slices 20
+    .venv/bin/python benchmarks/bench_infoplane.py --profile     # where distmi's time goes
 """
 
 from __future__ import annotations
@@ -102,6 +103,35 @@ def reference_unit(x, acts, labels, frames_x, frames_l, k, seed, jitter, count, 
     return np.array(out)
 
 
+def profile_epoch(args) -> None:
+    """cProfile of distmi on the 4 units of one epoch, one thread: share of each function."""
+    import cProfile
+    import pstats
+
+    from distmi.analyses.infoplane.compute import SlicedPlane
+    from distmi.estimators.sliced import parse_sliced_config
+
+    x, labels = make_data(args.n, args.seed)
+    cfg = parse_sliced_config(n_slices=args.n_slices, base="wkl", k=args.k, n_jobs=1)
+    plane = SlicedPlane(x, labels, cfg, args.seed, n_bootstrap=1,
+                        n_permutations=args.n_permutations)
+    plane.estimate("warm-up", x[:, :8], 1)
+    acts = layer_acts(x, 0, 30, args.seed)
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    for li, a in enumerate(acts):
+        plane.estimate(f"layer{li}", a, li)
+    profiler.disable()
+    total = time.perf_counter() - start
+    stats = pstats.Stats(profiler).stats
+    rows = sorted(((tt, f"{func[2]} ({os.path.basename(func[0])})")
+                   for func, (_, _, tt, _, _) in stats.items()), reverse=True)[:10]
+    print(f"one epoch (4 units), 1 thread: {total:.1f} s; own time of the top functions:")
+    for tt, name in rows:
+        print(f"  {100 * tt / total:5.1f} %  {tt:6.2f} s  {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10_000)
@@ -112,7 +142,12 @@ def main() -> None:
     parser.add_argument("--n-permutations", type=int, default=0)
     parser.add_argument("--ref-slices", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true",
+                        help="only profile distmi on one epoch with one thread: where the time goes")
     args = parser.parse_args()
+    if args.profile:
+        profile_epoch(args)
+        return
 
     from distmi.analyses.infoplane.compute import SlicedPlane
     from distmi.estimators.sliced import parse_sliced_config

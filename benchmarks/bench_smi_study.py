@@ -103,7 +103,7 @@ def main() -> None:
         parts = [pd.read_csv(folder / "estimates.csv") for folder in args.merge]
         frame = pd.concat(parts).drop_duplicates(["run", "d", "true_mi", "base", "kind"])
         args.runs = frame.run.nunique()
-        write_results(frame, args, float(frame.seconds.sum()))
+        write_results(frame, args, float(frame.seconds.sum()), merged=True)
         return
     rows = []
     t0 = time.perf_counter()
@@ -135,7 +135,7 @@ def main() -> None:
         write_results(pd.DataFrame(rows), args, time.perf_counter() - t0)
 
 
-def write_results(frame, args, seconds: float) -> None:
+def write_results(frame, args, seconds: float, merged: bool = False) -> None:
     """Write the estimates, the correlation table and the figure of the runs done so far (after
     every run, so a long study that is stopped keeps its finished runs)."""
     runs = frame.run.nunique()
@@ -150,8 +150,10 @@ def write_results(frame, args, seconds: float) -> None:
     table = table.merge(secs, on=["base", "kind", "d"])
     table.to_csv(args.out / "correlations.csv", index=False)
     wide = table.pivot_table(index="d", columns=["kind", "base"], values="corr_mean")
-    print(f"\ncorrelation with the true MI (mean of {runs} of {args.runs} runs; n={args.n}, "
-          f"{args.slices} slices, GMM base {args.gmm_slices} slices), {seconds:.0f} s so far")
+    settings = ("merged folders" if merged else f"n={args.n}, {args.slices} slices, GMM base "
+                f"{args.gmm_slices} slices")
+    print(f"\ncorrelation with the true MI (mean of {runs} of {args.runs} runs; {settings}), "
+          f"{seconds:.0f} s of estimation")
     print(wide.round(3).to_string())
     fig = study_figure(table, f"Gaussian X, Y in R^d, n={args.n}, MI 0-{max(args.mi):g} nats, "
                               f"{runs} runs")

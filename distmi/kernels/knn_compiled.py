@@ -231,8 +231,6 @@ def _row_counts(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np.n
     xs = x[order_x]
     ysorted = y[order_y]
     nb = (n + s - 1) // s
-    # column layout: column c holds x-ranks [c s, c s + s), each column sorted by y, built by
-    # dealing the points out in y-order (no per-column sort)
     cy, cx, origin, rank_x = deal_columns(x, y, order_x, order_y, s)
     buf = np.empty(k)
     radii = np.zeros(2)

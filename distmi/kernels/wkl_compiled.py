@@ -10,8 +10,8 @@ max(0, i - j) <= lo <= min(i, n - 1 - j), and rho_(j),i = min over lo of
 max(x_i - x_lo, x_{lo+j} - x_i). The first term falls and the second rises with lo, so the
 minimum sits where g(lo) = x_{lo+j} + x_lo first reaches 2 x_i (g is non-decreasing); that
 place never moves back as i grows, so for j >= 4 one pointer sweeps each row per order (O(n);
-at n = 10^4, 21 against 36 ns per point for j = 25 with a branch-free binary search of log2(j)
-steps per point, which is kept for j < 4).
+at n = 10^4, 18 against 33 ns per point for j = 25 with the branch-free binary search of
+log2(j) steps per point, which is kept for j < 4; `benchmarks/bench_wkl_kernels.py`).
 
 **2-D** (:func:`mean_log_knn_2d_compiled`, z_i = (x_i, y_i), max-norm or Euclidean). The exact
 column search of :mod:`distmi.kernels.knn_compiled`, written for the k nearest distances: cut
@@ -26,8 +26,8 @@ needs. Column size s ~ sqrt(n k) (1 - r^2)^(1/4) (r: the row's correlation), the
 0.25-3 sqrt(n k) measured at n = 10^4, k = 3, 5, 25.
 
 For a single order k >= 8 :mod:`distmi.kernels.wkl_select` drops the buffer (selection by
-counting): at n = 10^4 it costs 0.27 / 0.37 us per point at k = 8 / 25 against the buffer's
-0.29 / 0.96; below k = 8 the buffer is faster (0.20 against 0.25 us at k = 5).
+counting): at n = 10^4 it costs 0.26 / 0.27 / 0.36 us per point at k = 8 / 10 / 25 against the
+buffer's 0.31 / 0.37 / 0.99 (`benchmarks/bench_wkl_kernels.py`); at k = 5 both cost 0.22.
 
 Rows are independent; the functions release the GIL so blocks of rows can run on threads.
 """
@@ -43,6 +43,7 @@ from distmi.kernels.knn_grid import row_correlations
 
 SWEEP_J = 4  # 1-D orders at least this large find their windows by a sweep, not a search
 SELECT_K = 8  # a single order at least this large uses distmi.kernels.wkl_select
+
 
 @_jit
 def _row_1d(xs: np.ndarray, orders: np.ndarray, weights: np.ndarray, out: np.ndarray,

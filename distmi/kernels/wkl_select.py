@@ -22,12 +22,13 @@ Per point i, visited in y-order within its column:
    (counted, ties broken by position) is k - c(lo). Branch-free counts replace the
    data-dependent swaps of quickselect, which made the selection the largest cost.
 
-Measured at n = 10^4, k = 25 on projections of ReLU-layer activations (max-norm): 0.35 us per
-point, against 0.89 us with a walk, quickselect and a 1.3 x threshold (the previous kernel) and
-0.96 us with the sorted buffer. The metric is a compile-time constant of each entry point
-(:func:`batch_2d_kth` dispatches): a run-time flag inside the distance loop cost 17 %.
+`benchmarks/bench_wkl_kernels.py` (n = 10^4, k = 25, projections of a ReLU layer, max-norm):
+0.36 us per point, against 0.86 us for the previous kernel of this module (a walk per column,
+quickselect, a 1.3 x threshold; the same command on commit 4cf7d0f) and 0.99 us for the sorted
+buffer. The metric is a compile-time constant of each entry point (:func:`batch_2d_kth`
+dispatches to one compiled kernel per metric), so the distance loop carries no flag.
 
-Columns and their y-order are those of :mod:`distmi.kernels.wkl_compiled`; the result is exact
+The column layout is :func:`distmi.kernels.knn_compiled.deal_columns`; the result is exact
 (tested against a k-d tree, with ties and duplicate points).
 """
 
@@ -254,7 +255,7 @@ def _batch_2d_kth(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np
 @_jit
 def _batch_2d_kth_max(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np.ndarray,
                       sizes: np.ndarray, k: int, out: np.ndarray, point_out: np.ndarray) -> None:
-    # the metric as a constant: the branch in _distances folds away (a run-time flag costs 17%)
+    # the metric as a constant: the branch in _distances folds away
     _batch_2d_kth(x, y, order_x, order_y, sizes, k, False, out, point_out)
 
 

@@ -122,6 +122,7 @@ class SlicedPlane:
         self.solve_xl = SliceSolver(cfg.base, False, cfg.ksg_config(), self.wkl, seed, {})
         self.solve_ly = SliceSolver(cfg.base, True, cfg.ksg_config(), self.wkl, seed, {})
         self.groups_y = class_groups(labels)
+        self.codes_y = _class_codes(labels)
 
     def frames(self, layer: str, d: int) -> np.ndarray:
         """The layer's slices (the same at every epoch)."""
@@ -229,8 +230,7 @@ class SlicedPlane:
 
                 return mi_rows_labels(lr, labels, self.wkl), None
             return mi_rows_labels_terms(lr, labels, self.wkl)
-        codes = np.unique(labels, return_inverse=True)[1].reshape(-1)
-        codes = codes.astype(np.int16 if len(members) < 2**15 else np.int64)  # radix sort
+        codes = self.codes_y if labels is self.labels else _class_codes(labels)
         by_class = np.take_along_axis(order, np.argsort(codes[order], axis=1, kind="stable"), 1)
         grouped = np.take_along_axis(lr, by_class, 1)
         value = hl.copy()
@@ -283,6 +283,13 @@ class SlicedPlane:
         null = float(acc.nulls.mean()) if self.n_permutations else math.nan
         return Estimate(value, std, low, high, null, error,
                         {"slice_sd": float(acc.values.std(ddof=1))})
+
+
+def _class_codes(labels: np.ndarray) -> np.ndarray:
+    """Each point's class index 0..C-1 in sorted class order (int16 where it fits, so numpy's
+    stable argsort of the codes is a radix sort)."""
+    codes = np.unique(labels, return_inverse=True)[1].reshape(-1)
+    return codes.astype(np.int16 if codes.max(initial=0) < 2**15 else np.int64)
 
 
 def _class_groups(labels: np.ndarray):
