@@ -232,6 +232,7 @@ def _row_counts(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np.n
     ysorted = y[order_y]
     nb = (n + s - 1) // s
     cy, cx, origin, rank_x = deal_columns(x, y, order_x, order_y, s)
+    rank_of = rank_x[origin]  # place in the column layout -> x-rank
     buf = np.empty(k)
     radii = np.zeros(2)
     up_ptr = 0
@@ -243,7 +244,7 @@ def _row_counts(x: np.ndarray, y: np.ndarray, order_x: np.ndarray, order_y: np.n
         if p == c * s:
             up_ptr = (c + 1) * s
             down_ptr = (c - 1) * s
-        i = rank_x[origin[p]]
+        i = rank_of[p]
         xi = cx[p]
         yi = cy[p]
         buf[:] = np.inf
